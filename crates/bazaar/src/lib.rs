@@ -1,0 +1,7 @@
+//! The Bazaar platform as a library: start any set of services in this
+//! process (what `bazaar up` and `bazaar serve` do, and what the end-to-end
+//! tests call with port-0 listeners and fresh databases).
+
+pub mod platform;
+
+pub use platform::{Running, build_service, migrate, start};

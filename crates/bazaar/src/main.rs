@@ -1,0 +1,206 @@
+//! `bazaar`: the platform's one binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bazaar::platform;
+use bazaar_kit::config::LogFormat;
+use bazaar_kit::{Config, ServiceName};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Bazaar: an e-commerce platform as microservices, in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "bazaar", version, about)]
+struct Cli {
+    /// TOML configuration file (optional; `BAZAAR_*` env vars override it).
+    #[arg(long, global = true, env = "BAZAAR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: json (default) or pretty.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormatArg {
+    Json,
+    Pretty,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole platform in this process (embedded defaults).
+    Up,
+    /// Run one service alone (for containers and scaling out).
+    Serve {
+        /// gateway, identity, catalog, orders, payments or notifications.
+        service: String,
+    },
+    /// Apply database migrations (all services, or one).
+    Migrate {
+        /// Only this service.
+        service: Option<String>,
+    },
+    /// Validate the configuration and say exactly what is wrong.
+    Check,
+}
+
+fn parse_service(name: &str) -> anyhow::Result<ServiceName> {
+    ServiceName::parse(name).with_context(|| {
+        format!("unknown service {name:?}; expected one of gateway, identity, catalog, orders, payments, notifications")
+    })
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let default_file = PathBuf::from("bazaar.toml");
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| default_file.exists().then_some(default_file));
+    let mut config = Config::load(file.as_deref())
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    if let Some(format) = cli.log_format {
+        config.log_format = match format {
+            LogFormatArg::Json => LogFormat::Json,
+            LogFormatArg::Pretty => LogFormat::Pretty,
+        };
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli)?;
+    if let Command::Check = cli.command {
+        return Ok(check(&config));
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    bazaar_kit::telemetry::init(config.log_format, &config.log_level);
+    match cli.command {
+        Command::Up => {
+            let running = platform::start(config, &ServiceName::ALL).await?;
+            print_banner(&running);
+            run_until_signal(running).await?;
+        }
+        Command::Serve { service } => {
+            let name = parse_service(&service)?;
+            let running = platform::start(config, &[name]).await?;
+            tracing::info!(service = name.as_str(), addr = %running.addrs[&name], "serving");
+            run_until_signal(running).await?;
+        }
+        Command::Migrate { service } => {
+            let names = match service {
+                Some(s) => vec![parse_service(&s)?],
+                None => ServiceName::ALL.to_vec(),
+            };
+            for name in names.into_iter().filter(|n| n.has_database()) {
+                platform::migrate(&config, name).await?;
+                println!(
+                    "{name}: migrations applied ({})",
+                    redact(&config.database_url(name))
+                );
+            }
+        }
+        // Handled above, before logging starts.
+        Command::Check => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_until_signal(running: platform::Running) -> anyhow::Result<()> {
+    let token = running.shutdown_token();
+    let waiter = tokio::spawn(running.wait());
+    tokio::select! {
+        () = bazaar_kit::http::shutdown_signal() => {
+            tracing::info!("shutting down");
+            token.cancel();
+        }
+        () = token.cancelled() => {}
+    }
+    waiter.await.context("platform task")?
+}
+
+fn print_banner(running: &platform::Running) {
+    let gateway = running.gateway_url().unwrap_or_default();
+    println!();
+    println!("  Bazaar is up.");
+    println!();
+    println!("  Gateway (public API)  {gateway}/api/v1/");
+    println!("  API docs              {gateway}/docs");
+    println!("  Health / readiness    {gateway}/healthz  {gateway}/readyz");
+    println!();
+    for (name, addr) in &running.addrs {
+        if *name == ServiceName::Gateway {
+            continue;
+        }
+        let db = redact(&running.config.database_url(*name));
+        println!("  {:<14} http://{addr:<18} {db}", name.as_str());
+    }
+    println!("  broker         {}", running.config.broker_url.expose());
+    println!();
+    println!("  Ctrl-C stops everything.");
+    println!();
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn check(config: &Config) -> ExitCode {
+    let problems = config.validate();
+    if problems.is_empty() {
+        println!("configuration OK");
+        for name in ServiceName::ALL {
+            let db = if name.has_database() {
+                redact(&config.database_url(name))
+            } else {
+                "-".into()
+            };
+            println!(
+                "  {:<14} listen {:<21} db {db}",
+                name.as_str(),
+                config.listen(name).to_string()
+            );
+        }
+        println!("  broker         {}", config.broker_url.expose());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("configuration has {} problem(s):", problems.len());
+        for p in problems {
+            eprintln!("  - {p}");
+        }
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,161 @@
+//! Starting and stopping services.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bazaar_kit::db::{Db, Migrations};
+use bazaar_kit::http::serve;
+use bazaar_kit::{CancellationToken, Config, Service, ServiceContext, ServiceName};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Builds one service from the platform configuration.
+pub async fn build_service(ctx: ServiceContext) -> anyhow::Result<Service> {
+    let service = match ctx.name {
+        ServiceName::Identity => bazaar_identity::build(ctx).await,
+        ServiceName::Catalog => bazaar_catalog::build(ctx).await,
+        ServiceName::Orders => bazaar_orders::build(ctx).await,
+        ServiceName::Payments => bazaar_payments::build(ctx).await,
+        ServiceName::Notifications => bazaar_notifications::build(ctx).await,
+        ServiceName::Gateway => bazaar_gateway::build(ctx).await,
+    };
+    service.with_context(|| "could not start the service")
+}
+
+/// The migrations of a service that owns data.
+pub fn migrations(name: ServiceName) -> Option<&'static Migrations> {
+    match name {
+        ServiceName::Identity => Some(&bazaar_identity::MIGRATIONS),
+        ServiceName::Catalog => Some(&bazaar_catalog::MIGRATIONS),
+        ServiceName::Orders => Some(&bazaar_orders::MIGRATIONS),
+        ServiceName::Payments => Some(&bazaar_payments::MIGRATIONS),
+        ServiceName::Notifications => Some(&bazaar_notifications::MIGRATIONS),
+        ServiceName::Gateway => None,
+    }
+}
+
+/// Applies a service's pending migrations (creating its database if needed).
+pub async fn migrate(config: &Config, name: ServiceName) -> anyhow::Result<()> {
+    let Some(migrations) = migrations(name) else {
+        return Ok(());
+    };
+    let url = config.database_url(name);
+    let db = Db::connect(
+        &url,
+        migrations,
+        Duration::from_secs(config.db_connect_timeout_secs),
+    )
+    .await
+    .with_context(|| format!("{name}: migrating its database"))?;
+    db.close().await;
+    Ok(())
+}
+
+/// Services running in this process.
+pub struct Running {
+    /// Where each service listens.
+    pub addrs: BTreeMap<ServiceName, SocketAddr>,
+    /// The configuration they run with (URLs resolved to the bound ports).
+    pub config: Arc<Config>,
+    shutdown: CancellationToken,
+    tasks: Vec<(ServiceName, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Running {
+    /// The gateway's base URL, if it runs here.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.addrs
+            .get(&ServiceName::Gateway)
+            .map(|a| format!("http://{a}"))
+    }
+
+    /// The base URL of a service running here.
+    pub fn url(&self, name: ServiceName) -> Option<String> {
+        self.addrs.get(&name).map(|a| format!("http://{a}"))
+    }
+
+    /// A token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every service and waits for them; the first error wins.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until every service has stopped (after the token is cancelled,
+    /// or when one fails, which stops the rest).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        let token = self.shutdown.clone();
+        let mut pending: futures::stream::FuturesUnordered<_> = self
+            .tasks
+            .into_iter()
+            .map(|(name, task)| async move { (name, task.await) })
+            .collect();
+        use futures::StreamExt;
+        while let Some((name, result)) = pending.next().await {
+            let error = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.context(format!("{name} stopped with an error"))),
+                Err(e) => Some(anyhow::anyhow!("{name} crashed: {e}")),
+            };
+            if let Some(e) = error {
+                token.cancel();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Binds every listener first (port 0 picks a free port), points the
+/// services at each other's real addresses, then builds and serves them.
+pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Result<Running> {
+    let mut listeners = Vec::new();
+    let mut addrs = BTreeMap::new();
+    for &name in ServiceName::ALL.iter().filter(|n| services.contains(n)) {
+        let wanted = config.listen(name);
+        let listener = TcpListener::bind(wanted)
+            .await
+            .with_context(|| format!("{name}: cannot listen on {wanted}"))?;
+        let addr = listener.local_addr()?;
+        addrs.insert(name, addr);
+        let settings = config.service_mut(name);
+        settings.listen = Some(addr);
+        if settings.url.is_none() {
+            settings.url = Some(format!("http://{addr}"));
+        }
+        listeners.push((name, listener));
+    }
+    let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for (name, listener) in listeners {
+        let ctx = ServiceContext::new(name, config.clone());
+        let options = ctx.http_options();
+        let service = match build_service(ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                shutdown.cancel();
+                for (_, task) in tasks {
+                    let _ = task.await;
+                }
+                return Err(e.context(format!("{name} failed to start")));
+            }
+        };
+        let token = shutdown.clone();
+        tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
+    }
+    Ok(Running {
+        addrs,
+        config,
+        shutdown,
+        tasks,
+    })
+}

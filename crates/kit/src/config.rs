@@ -1,0 +1,549 @@
+//! Typed, layered configuration: defaults < optional TOML file < `BAZAAR_*`
+//! environment variables.
+//!
+//! Per-service settings live in a table named after the service
+//! (`[catalog] listen = "..."`) and in env vars prefixed with the service
+//! name (`BAZAAR_CATALOG_DATABASE_URL`). A service crate may read its own
+//! extra keys from the same table with [`Config::section`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A value that never shows up in logs or `Debug` output.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    /// The wrapped value; call it only where the secret is used.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The platform's services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceName {
+    /// The API gateway (edge).
+    Gateway,
+    /// Users, tokens, keys.
+    Identity,
+    /// Products, categories, stock.
+    Catalog,
+    /// Orders and the checkout saga.
+    Orders,
+    /// Payments and refunds.
+    Payments,
+    /// Email notifications.
+    Notifications,
+}
+
+impl ServiceName {
+    /// Every service, in start-up order (identity first: others fetch its keys).
+    pub const ALL: [ServiceName; 6] = [
+        ServiceName::Identity,
+        ServiceName::Catalog,
+        ServiceName::Orders,
+        ServiceName::Payments,
+        ServiceName::Notifications,
+        ServiceName::Gateway,
+    ];
+
+    /// Lowercase name, as used in URLs, env vars and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Gateway => "gateway",
+            ServiceName::Identity => "identity",
+            ServiceName::Catalog => "catalog",
+            ServiceName::Orders => "orders",
+            ServiceName::Payments => "payments",
+            ServiceName::Notifications => "notifications",
+        }
+    }
+
+    /// The port of SPEC §1.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServiceName::Gateway => 8000,
+            ServiceName::Identity => 8001,
+            ServiceName::Catalog => 8002,
+            ServiceName::Orders => 8003,
+            ServiceName::Payments => 8004,
+            ServiceName::Notifications => 8005,
+        }
+    }
+
+    /// Whether the service owns a database.
+    pub fn has_database(self) -> bool {
+        self != ServiceName::Gateway
+    }
+
+    /// Parses a lowercase service name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (default; for machines).
+    #[default]
+    Json,
+    /// Coloured, multi-field lines for humans.
+    Pretty,
+}
+
+/// Settings every service has, read from its own table.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ServiceSettings {
+    /// Address to listen on; defaults to 127.0.0.1:<SPEC port>.
+    pub listen: Option<SocketAddr>,
+    /// Database URL (`sqlite://...` or `postgres://...`); defaults to a
+    /// SQLite file under `data_dir`, or a database of `database_url`.
+    pub database_url: Option<Secret<String>>,
+    /// How other services reach this one: one URL, or several separated by
+    /// commas (an upstream pool). Defaults to `http://<listen>`.
+    pub url: Option<String>,
+}
+
+/// The whole platform's configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    /// Folder for SQLite files and generated secrets.
+    pub data_dir: PathBuf,
+    /// Base database URL. A `postgres://host/NAME` URL gives every service its
+    /// own database `NAME_<service>` (`bazaar` when NAME is empty); unset
+    /// means one SQLite file per service under `data_dir`.
+    pub database_url: Option<Secret<String>>,
+    /// Event broker: `embedded`, `amqp://...` or `nats://...`.
+    pub broker_url: Secret<String>,
+    /// Redis, for state shared by gateway replicas (rate limits).
+    pub redis_url: Option<Secret<String>>,
+    /// `json` or `pretty`.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,bazaar_catalog=debug`.
+    pub log_level: String,
+    /// Per-request timeout in seconds (504 after it).
+    pub request_timeout_secs: u64,
+    /// Seconds to wait for in-flight requests on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// Seconds to keep retrying the database at start-up.
+    pub db_connect_timeout_secs: u64,
+    /// Per-service tables.
+    pub gateway: ServiceSettings,
+    /// Identity settings.
+    pub identity: ServiceSettings,
+    /// Catalog settings.
+    pub catalog: ServiceSettings,
+    /// Orders settings.
+    pub orders: ServiceSettings,
+    /// Payments settings.
+    pub payments: ServiceSettings,
+    /// Notifications settings.
+    pub notifications: ServiceSettings,
+    /// The figment the values came from, for service-specific keys.
+    #[serde(skip)]
+    figment: Option<Figment>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            broker_url: Secret::new("embedded".into()),
+            redis_url: None,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+            db_connect_timeout_secs: 30,
+            gateway: ServiceSettings::default(),
+            identity: ServiceSettings::default(),
+            catalog: ServiceSettings::default(),
+            orders: ServiceSettings::default(),
+            payments: ServiceSettings::default(),
+            notifications: ServiceSettings::default(),
+            figment: None,
+        }
+    }
+}
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Maps `BAZAAR_CATALOG_DATABASE_URL` to `catalog.database_url`.
+fn env_key(key: &str) -> String {
+    let lower = key.to_ascii_lowercase();
+    for name in ServiceName::ALL {
+        let prefix = format!("{}_", name.as_str());
+        if let Some(rest) = lower.strip_prefix(&prefix) {
+            return format!("{}.{}", name.as_str(), rest);
+        }
+    }
+    lower
+}
+
+impl Config {
+    /// Layers defaults, `file` (if given and present) and `BAZAAR_*` env vars.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("BAZAAR_"))
+    }
+
+    /// Like [`Config::load`] with an explicit env provider (tests).
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let figment = figment.merge(
+            env.ignore(&["CONFIG"])
+                .map(|k| env_key(k.as_str()).into())
+                .lowercase(false),
+        );
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.figment = Some(figment);
+        Ok(config)
+    }
+
+    /// The settings of one service.
+    pub fn service(&self, name: ServiceName) -> &ServiceSettings {
+        match name {
+            ServiceName::Gateway => &self.gateway,
+            ServiceName::Identity => &self.identity,
+            ServiceName::Catalog => &self.catalog,
+            ServiceName::Orders => &self.orders,
+            ServiceName::Payments => &self.payments,
+            ServiceName::Notifications => &self.notifications,
+        }
+    }
+
+    /// Mutable settings of one service (used by `bazaar up` and tests).
+    pub fn service_mut(&mut self, name: ServiceName) -> &mut ServiceSettings {
+        match name {
+            ServiceName::Gateway => &mut self.gateway,
+            ServiceName::Identity => &mut self.identity,
+            ServiceName::Catalog => &mut self.catalog,
+            ServiceName::Orders => &mut self.orders,
+            ServiceName::Payments => &mut self.payments,
+            ServiceName::Notifications => &mut self.notifications,
+        }
+    }
+
+    /// Where a service listens.
+    pub fn listen(&self, name: ServiceName) -> SocketAddr {
+        self.service(name)
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], name.default_port())))
+    }
+
+    /// The URLs other services use to reach `name` (several for a pool).
+    pub fn urls(&self, name: ServiceName) -> Vec<String> {
+        match &self.service(name).url {
+            Some(urls) => urls
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            None => vec![format!("http://{}", self.listen(name))],
+        }
+    }
+
+    /// The first URL of `name`.
+    pub fn url(&self, name: ServiceName) -> String {
+        self.urls(name).into_iter().next().unwrap_or_default()
+    }
+
+    /// The database URL a service uses, resolved from its own setting, the
+    /// base `database_url`, or the SQLite default.
+    pub fn database_url(&self, name: ServiceName) -> String {
+        if let Some(url) = &self.service(name).database_url {
+            return url.expose().clone();
+        }
+        if let Some(base) = &self.database_url {
+            let base = base.expose();
+            if base.starts_with("postgres") {
+                if let Ok(mut url) = url::Url::parse(base) {
+                    let stem = url.path().trim_matches('/').to_string();
+                    let stem = if stem.is_empty() {
+                        "bazaar".into()
+                    } else {
+                        stem
+                    };
+                    url.set_path(&format!("/{stem}_{}", name.as_str()));
+                    return url.to_string();
+                }
+            }
+            if let Some(dir) = base.strip_prefix("sqlite://") {
+                return format!(
+                    "sqlite://{}/{}.db",
+                    dir.trim_end_matches('/'),
+                    name.as_str()
+                );
+            }
+        }
+        format!("sqlite://{}/{}.db", self.data_dir.display(), name.as_str())
+    }
+
+    /// Reads a service's extra keys (e.g. `[payments] latency_ms`) into `T`.
+    pub fn section<T: DeserializeOwned + Default>(
+        &self,
+        name: ServiceName,
+    ) -> Result<T, ConfigError> {
+        let Some(figment) = &self.figment else {
+            return Ok(T::default());
+        };
+        match figment.find_value(name.as_str()) {
+            Ok(_) => figment
+                .extract_inner::<T>(name.as_str())
+                .map_err(|e| ConfigError(describe(e))),
+            Err(_) => Ok(T::default()),
+        }
+    }
+
+    /// Every problem found, worded for `bazaar check`; empty when valid.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut ports: BTreeMap<SocketAddr, ServiceName> = BTreeMap::new();
+        for name in ServiceName::ALL {
+            let addr = self.listen(name);
+            if addr.port() != 0 {
+                if let Some(other) = ports.insert(addr, name) {
+                    problems.push(format!(
+                        "{name}.listen: {addr} is also used by {other}; give each service its own port"
+                    ));
+                }
+            }
+            for url in self.urls(name) {
+                match url::Url::parse(&url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    _ => problems.push(format!(
+                        "{name}.url: {url:?} is not an http(s) URL (BAZAAR_{}_URL)",
+                        name.as_str().to_uppercase()
+                    )),
+                }
+            }
+            if name.has_database() {
+                let db = self.database_url(name);
+                if !(db.starts_with("sqlite:")
+                    || db.starts_with("postgres://")
+                    || db.starts_with("postgresql://"))
+                {
+                    problems.push(format!(
+                        "{name}.database_url: must start with sqlite:// or postgres:// (BAZAAR_{}_DATABASE_URL)",
+                        name.as_str().to_uppercase()
+                    ));
+                }
+            }
+        }
+        let broker = self.broker_url.expose();
+        if !(broker == "embedded"
+            || broker.starts_with("amqp://")
+            || broker.starts_with("amqps://")
+            || broker.starts_with("nats://")
+            || broker.starts_with("tls://"))
+        {
+            problems.push(format!(
+                "broker_url: {broker:?} is not one of embedded, amqp://..., nats://... (BAZAAR_BROKER_URL)"
+            ));
+        }
+        if let Some(redis) = &self.redis_url {
+            if !(redis.expose().starts_with("redis://") || redis.expose().starts_with("rediss://"))
+            {
+                problems.push(
+                    "redis_url: must start with redis:// or rediss:// (BAZAAR_REDIS_URL)".into(),
+                );
+            }
+        }
+        if self.request_timeout_secs == 0 {
+            problems.push("request_timeout_secs: must be at least 1".into());
+        }
+        problems
+    }
+}
+
+/// Turns a figment error into one line per problem, naming the key and where
+/// its value came from.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {} {src})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // figment::Jail isolates the process env and cwd for each test.
+    fn env(_: &[(&str, &str)]) -> Env {
+        Env::prefixed("BAZAAR_")
+    }
+
+    #[test]
+    fn defaults_follow_spec_ports_and_sqlite_files() {
+        figment::Jail::expect_with(|_jail| {
+            let c = Config::load_from(None, env(&[])).map_err(|e| e.0)?;
+            assert_eq!(c.listen(ServiceName::Gateway).port(), 8000);
+            assert_eq!(c.listen(ServiceName::Notifications).port(), 8005);
+            assert_eq!(
+                c.database_url(ServiceName::Catalog),
+                "sqlite://./data/catalog.db"
+            );
+            assert_eq!(c.broker_url.expose(), "embedded");
+            assert!(c.validate().is_empty());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bazaar.toml",
+                r#"
+                log_level = "debug"
+                request_timeout_secs = 5
+                [catalog]
+                listen = "127.0.0.1:9002"
+                database_url = "sqlite://file.db"
+                "#,
+            )?;
+            jail.set_env(
+                "BAZAAR_CATALOG_DATABASE_URL",
+                "postgres://postgres@127.0.0.1/bazaar_catalog",
+            );
+            jail.set_env("BAZAAR_REQUEST_TIMEOUT_SECS", "7");
+            let c = Config::load_from(Some(Path::new("bazaar.toml")), env(&[])).map_err(|e| e.0)?;
+            assert_eq!(c.log_level, "debug");
+            assert_eq!(c.request_timeout_secs, 7);
+            assert_eq!(c.listen(ServiceName::Catalog).port(), 9002);
+            assert_eq!(
+                c.database_url(ServiceName::Catalog),
+                "postgres://postgres@127.0.0.1/bazaar_catalog"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn base_postgres_url_gives_one_database_per_service() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "BAZAAR_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/shop",
+            );
+            let c = Config::load_from(None, env(&[])).map_err(|e| e.0)?;
+            assert_eq!(
+                c.database_url(ServiceName::Orders),
+                "postgres://postgres@127.0.0.1:5432/shop_orders"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Secret::new("postgres://u:hunter2@db/x".to_string());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        let c = Config {
+            database_url: Some(s),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAZAAR_GATEWAY_LISTEN", "not-an-address");
+            let err = Config::load_from(None, env(&[])).expect_err("must fail");
+            assert!(err.0.contains("gateway.listen"), "{}", err.0);
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAZAAR_BROKER_URL", "kafka://x");
+            jail.set_env("BAZAAR_ORDERS_LISTEN", "127.0.0.1:8002");
+            let c = Config::load_from(None, env(&[])).map_err(|e| e.0)?;
+            let problems = c.validate();
+            assert!(
+                problems.iter().any(|p| p.starts_with("broker_url")),
+                "{problems:?}"
+            );
+            assert!(
+                problems.iter().any(|p| p.contains("also used by")),
+                "{problems:?}"
+            );
+            Ok(())
+        });
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Extra {
+        latency_ms: u64,
+    }
+
+    #[test]
+    fn service_sections_carry_extra_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BAZAAR_PAYMENTS_LATENCY_MS", "25");
+            let c = Config::load_from(None, env(&[])).map_err(|e| e.0)?;
+            let extra: Extra = c.section(ServiceName::Payments).map_err(|e| e.0)?;
+            assert_eq!(extra.latency_ms, 25);
+            Ok(())
+        });
+    }
+}

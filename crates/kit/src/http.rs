@@ -1,0 +1,405 @@
+//! The HTTP bootstrap every service shares: default endpoints, the
+//! middleware stack, and a server with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument;
+
+use crate::error::{PROBLEM_JSON, PendingProblem, Problem};
+use crate::service::Service;
+
+/// The request-id header.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Largest request body accepted anywhere (413 beyond).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Options of the middleware stack.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Time allowed to produce a response head (504 after it).
+    pub request_timeout: Duration,
+    /// Time allowed for in-flight requests after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Observe {
+    service: &'static str,
+    timeout: Duration,
+}
+
+/// Wraps a service's routes with the default endpoints and middleware:
+/// request ids, problem rendering, metrics, tracing, timeout, body limit and
+/// security headers.
+pub fn app(service: &Service, options: &HttpOptions) -> Router {
+    let checks = service.readiness.clone();
+    let name = service.name.as_str();
+    let defaults = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let checks = checks.clone();
+                async move { readiness(checks).await }
+            }),
+        )
+        .route("/metrics", get(metrics_text));
+    let observe = Arc::new(Observe {
+        service: name,
+        timeout: options.request_timeout,
+    });
+    service
+        .router
+        .clone()
+        .merge(defaults)
+        .fallback(|| async { Problem::not_found() })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(security_headers())
+        .layer(middleware::from_fn_with_state(observe, observe_request))
+        .layer(middleware::from_fn(request_id))
+}
+
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<
+        SetResponseHeaderLayer<HeaderValue>,
+        tower::layer::util::Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            tower::layer::util::Identity,
+        >,
+    >,
+> {
+    tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .into_inner()
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
+async fn readiness(checks: Vec<crate::service::ReadinessCheck>) -> Response {
+    let results = futures::future::join_all(checks.iter().map(|(name, check)| {
+        let name = name.clone();
+        let fut = check();
+        async move { (name, fut.await) }
+    }))
+    .await;
+    let mut report = serde_json::Map::new();
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(()) => {
+                report.insert(name, "ok".into());
+            }
+            Err(e) => {
+                report.insert(name.clone(), e.clone().into());
+                failures.push(e);
+            }
+        }
+    }
+    if failures.is_empty() {
+        axum::Json(serde_json::json!({"status": "ready", "checks": report})).into_response()
+    } else {
+        Problem::unavailable(format!("Not ready: {}", failures.join("; ")))
+            .with_retry_after(1)
+            .into_response()
+    }
+}
+
+/// The router behind a trailing-slash normaliser: `/api/v1/products/` and
+/// `/api/v1/products` reach the same route, and the client's original URI
+/// stays available as [`axum::extract::OriginalUri`] (for pagination links).
+pub fn into_service(router: Router) -> NormalizedApp {
+    tower::ServiceBuilder::new()
+        .map_request(normalize_path as fn(Request) -> Request)
+        .service(router)
+}
+
+/// A router wrapped by [`into_service`].
+pub type NormalizedApp = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+fn normalize_path(mut req: Request) -> Request {
+    let uri = req.uri().clone();
+    req.extensions_mut()
+        .insert(axum::extract::OriginalUri(uri.clone()));
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let pq = match uri.query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        let mut parts = uri.into_parts();
+        if let Ok(p) = pq.parse() {
+            parts.path_and_query = Some(p);
+            if let Ok(new) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = new;
+            }
+        }
+    }
+    req
+}
+
+/// Echoes the client's `X-Request-ID` (when sane) or makes one (UUIDv7).
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let incoming = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string);
+    let id = incoming.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    req.headers_mut()
+        .insert(HeaderName::from_static(REQUEST_ID), value.clone());
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(REQUEST_ID), value);
+    response
+}
+
+async fn observe_request(
+    State(observe): State<Arc<Observe>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| req.uri().path().to_string(), |o| o.0.path().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let span = tracing::info_span!(
+        "request",
+        service = observe.service,
+        method = %method,
+        route = %route,
+        request_id = %request_id,
+    );
+    let response =
+        match tokio::time::timeout(observe.timeout, next.run(req).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => {
+                Problem::gateway_timeout("The request took too long to process.").into_response()
+            }
+        };
+    let response = render_problem(response, &path, &request_id).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = start.elapsed().as_secs_f64();
+    let labels = [
+        ("service", observe.service.to_string()),
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    span.in_scope(|| {
+        let code = response.status();
+        if code.is_server_error() {
+            tracing::warn!(
+                status = code.as_u16(),
+                latency_ms = elapsed * 1000.0,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status = code.as_u16(),
+                latency_ms = elapsed * 1000.0,
+                "request finished"
+            );
+        }
+    });
+    response
+}
+
+/// Makes every error response a problem+json with `instance` and `request_id`.
+async fn render_problem(response: Response, instance: &str, request_id: &str) -> Response {
+    if response.status().as_u16() < 400 {
+        return response;
+    }
+    if let Some(PendingProblem(problem)) = response.extensions().get::<PendingProblem>().cloned() {
+        let (mut parts, _) = response.into_parts();
+        parts.extensions.remove::<PendingProblem>();
+        let body = problem.to_body(instance, request_id).to_string();
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from(body));
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json {
+        // Already structured (an upstream's problem passed through the gateway).
+        return response;
+    }
+    let status = response.status();
+    let (mut parts, body) = response.into_parts();
+    let text = match tokio::time::timeout(Duration::from_millis(200), body.collect()).await {
+        Ok(Ok(collected)) => String::from_utf8_lossy(&collected.to_bytes())
+            .trim()
+            .to_string(),
+        _ => String::new(),
+    };
+    let detail = match status {
+        StatusCode::NOT_FOUND => "Not found.".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed.".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "Request body exceeds the 1 MiB limit.".to_string(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "Unsupported media type; send application/json.".to_string()
+        }
+        _ if !text.is_empty() && text.len() < 500 => text,
+        _ => status.canonical_reason().unwrap_or("Error").to_string(),
+    };
+    let problem = Problem::new(status, detail);
+    let body = problem.to_body(instance, request_id).to_string();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Runs a service until `shutdown` fires: starts its workers, serves HTTP,
+/// then drains in-flight requests for up to the grace period, stops the
+/// workers and closes the database.
+pub async fn serve(
+    service: Service,
+    listener: TcpListener,
+    options: HttpOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let name = service.name;
+    let app = into_service(app(&service, &options));
+    let workers: Vec<_> = service
+        .workers
+        .into_iter()
+        .map(|(worker_name, worker)| {
+            let token = shutdown.child_token();
+            let span =
+                tracing::info_span!("worker", service = name.as_str(), worker = %worker_name);
+            tokio::spawn(worker(token).instrument(span))
+        })
+        .collect();
+    let token = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+    )
+    .with_graceful_shutdown(async move { token.cancelled().await });
+    let mut server = tokio::spawn(async move { server.await });
+    let result = tokio::select! {
+        r = &mut server => r,
+        () = shutdown.cancelled() => {
+            match tokio::time::timeout(options.shutdown_grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(service = name.as_str(), "in-flight requests outlived the grace period");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    shutdown.cancel();
+    for worker in workers {
+        if tokio::time::timeout(options.shutdown_grace, worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!(service = name.as_str(), "a worker did not stop in time");
+        }
+    }
+    if let Some(db) = &service.db {
+        db.close().await;
+    }
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(anyhow::anyhow!("server task failed: {e}")),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

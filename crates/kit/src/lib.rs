@@ -1,0 +1,24 @@
+//! bazaar-kit: the batteries every Bazaar service shares.
+//!
+//! A service crate only adds its routes, store and workers; the kit owns
+//! configuration, telemetry, the HTTP bootstrap (health, readiness, metrics,
+//! request ids, timeouts, body limits, graceful shutdown), problem+json
+//! errors, pagination and storage.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod metrics;
+pub mod pagination;
+pub mod service;
+pub mod telemetry;
+
+pub use config::{Config, Secret, ServiceName};
+pub use db::Db;
+pub use error::Problem;
+pub use service::{Service, ServiceContext};
+
+/// Re-exported so services name one cancellation type.
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,125 @@
+//! What a service crate hands the kit: its router, database, readiness
+//! checks and background workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ServiceName};
+use crate::db::{Db, DbError, Migrations};
+use crate::http::HttpOptions;
+
+/// A named readiness probe: `Ok` when the dependency answers.
+pub type ReadinessCheck = (
+    String,
+    Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>,
+);
+
+/// A background task; it must return soon after its token is cancelled.
+pub type Worker = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// A built service, ready for [`crate::http::serve`].
+pub struct Service {
+    /// Which service this is.
+    pub name: ServiceName,
+    /// Its routes (state already applied).
+    pub router: Router,
+    /// Its database, closed on shutdown.
+    pub db: Option<Db>,
+    /// Probes behind `/readyz`.
+    pub readiness: Vec<ReadinessCheck>,
+    /// Background workers (outbox relay, consumers, timers).
+    pub workers: Vec<(String, Worker)>,
+}
+
+impl Service {
+    /// A service with routes only.
+    pub fn new(name: ServiceName, router: Router) -> Self {
+        Self {
+            name,
+            router,
+            db: None,
+            readiness: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Attaches the service's database; `/readyz` checks it.
+    pub fn with_db(mut self, db: Db) -> Self {
+        let probe = db.clone();
+        let service = self.name.as_str();
+        self.readiness.push((
+            "database".into(),
+            Arc::new(move || {
+                let db = probe.clone();
+                Box::pin(async move {
+                    db.record_pool_metrics(service);
+                    db.ping().await
+                })
+            }),
+        ));
+        self.db = Some(db);
+        self
+    }
+
+    /// Adds a readiness probe.
+    pub fn with_ready_check<F>(mut self, name: &str, check: F) -> Self
+    where
+        F: Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
+    {
+        self.readiness.push((name.into(), Arc::new(check)));
+        self
+    }
+
+    /// Adds a background worker.
+    pub fn with_worker<F>(mut self, name: &str, worker: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send + 'static,
+    {
+        self.workers.push((name.into(), Box::new(worker)));
+        self
+    }
+}
+
+/// What a service's `build` receives.
+#[derive(Clone, Debug)]
+pub struct ServiceContext {
+    /// Which service is being built.
+    pub name: ServiceName,
+    /// The whole platform's configuration.
+    pub config: Arc<Config>,
+}
+
+impl ServiceContext {
+    /// A context for `name`.
+    pub fn new(name: ServiceName, config: Arc<Config>) -> Self {
+        Self { name, config }
+    }
+
+    /// Opens and migrates this service's own database.
+    pub async fn database(&self, migrations: &Migrations) -> Result<Db, DbError> {
+        let url = self.config.database_url(self.name);
+        Db::connect(
+            &url,
+            migrations,
+            Duration::from_secs(self.config.db_connect_timeout_secs),
+        )
+        .await
+    }
+
+    /// The base URL of another service.
+    pub fn url_of(&self, other: ServiceName) -> String {
+        self.config.url(other)
+    }
+
+    /// HTTP options from the configuration.
+    pub fn http_options(&self) -> HttpOptions {
+        HttpOptions {
+            request_timeout: Duration::from_secs(self.config.request_timeout_secs.max(1)),
+            shutdown_grace: Duration::from_secs(self.config.shutdown_grace_secs),
+        }
+    }
+}
