@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
-use bazaar_kit::{Service, ServiceContext, ServiceName};
+use bazaar_kit::{Service, ServiceContext};
 
 pub use routes::{RouteTable, Upstream};
 
@@ -22,7 +22,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .route("/.well-known/{*rest}", any(proxy::forward))
         .route("/internal/{*rest}", any(proxy::hidden))
         .with_state(proxy.clone());
-    let mut service = Service::new(ServiceName::Gateway, router);
+    let mut service = ctx.service(router);
     for upstream in proxy.upstreams() {
         let proxy = proxy.clone();
         let name = upstream.name.clone();

@@ -73,9 +73,11 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
         service: name,
         timeout: options.request_timeout,
     });
-    service
-        .router
-        .clone()
+    let mut router = service.router.clone();
+    if let Some(verifier) = &service.verifier {
+        router = router.layer(axum::Extension(verifier.clone()));
+    }
+    router
         .merge(defaults)
         .fallback(|| async { Problem::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -5,6 +5,7 @@
 //! request ids, timeouts, body limits, graceful shutdown), problem+json
 //! errors, pagination and storage.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -8,6 +8,7 @@ use axum::Router;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Verifier;
 use crate::config::{Config, ServiceName};
 use crate::db::{Db, DbError, Migrations};
 use crate::http::HttpOptions;
@@ -33,6 +34,8 @@ pub struct Service {
     pub readiness: Vec<ReadinessCheck>,
     /// Background workers (outbox relay, consumers, timers).
     pub workers: Vec<(String, Worker)>,
+    /// Token verifier the auth extractors use.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 impl Service {
@@ -44,6 +47,7 @@ impl Service {
             db: None,
             readiness: Vec::new(),
             workers: Vec::new(),
+            verifier: None,
         }
     }
 
@@ -91,12 +95,27 @@ pub struct ServiceContext {
     pub name: ServiceName,
     /// The whole platform's configuration.
     pub config: Arc<Config>,
+    /// Verifies tokens against identity's JWKS.
+    pub verifier: Arc<Verifier>,
 }
 
 impl ServiceContext {
     /// A context for `name`.
     pub fn new(name: ServiceName, config: Arc<Config>) -> Self {
-        Self { name, config }
+        let verifier = Arc::new(Verifier::new(&config.url(ServiceName::Identity)));
+        Self {
+            name,
+            config,
+            verifier,
+        }
+    }
+
+    /// A service with `router`, wired to this context's token verifier so
+    /// the `AuthUser`/`StaffUser`/`ServiceCaller` extractors work.
+    pub fn service(&self, router: Router) -> Service {
+        let mut service = Service::new(self.name, router);
+        service.verifier = Some(self.verifier.clone());
+        service
     }
 
     /// Opens and migrates this service's own database.

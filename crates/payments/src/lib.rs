@@ -3,7 +3,7 @@
 
 use axum::Router;
 use bazaar_kit::db::Migrations;
-use bazaar_kit::{Service, ServiceContext, ServiceName};
+use bazaar_kit::{Service, ServiceContext};
 use sqlx::migrate::Migrator;
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -19,5 +19,5 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let db = ctx.database(&MIGRATIONS).await?;
     let router = Router::new();
-    Ok(Service::new(ServiceName::Payments, router).with_db(db))
+    Ok(ctx.service(router).with_db(db))
 }
