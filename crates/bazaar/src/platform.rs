@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bazaar_kit::db::{Db, Migrations};
+use bazaar_kit::events::Bus;
 use bazaar_kit::http::serve;
 use bazaar_kit::{CancellationToken, Config, Service, ServiceContext, ServiceName};
 use tokio::net::TcpListener;
@@ -133,11 +134,15 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         }
         listeners.push((name, listener));
     }
+    config
+        .ensure_client_secrets()
+        .map_err(|e| anyhow::anyhow!("service client secrets: {e}"))?;
     let config = Arc::new(config);
+    let bus = Bus::from_url(config.broker_url.expose()).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     for (name, listener) in listeners {
-        let ctx = ServiceContext::new(name, config.clone());
+        let ctx = ServiceContext::new(name, config.clone(), bus.clone());
         let options = ctx.http_options();
         let service = match build_service(ctx).await {
             Ok(s) => s,
@@ -152,6 +157,8 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         let token = shutdown.clone();
         tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
     }
+    // Every subscriber is registered now; delivery may begin.
+    bus.start();
     Ok(Running {
         addrs,
         config,

@@ -131,6 +131,11 @@ pub struct ServiceSettings {
     /// How other services reach this one: one URL, or several separated by
     /// commas (an upstream pool). Defaults to `http://<listen>`.
     pub url: Option<String>,
+    /// OAuth2 client secret this service uses to get service tokens from
+    /// identity (which checks it). Unset: generated once into
+    /// `<data_dir>/service-secrets.json` (fine for one machine; set it
+    /// explicitly, from a Kubernetes Secret, when services run apart).
+    pub client_secret: Option<Secret<String>>,
 }
 
 /// The whole platform's configuration.
@@ -321,6 +326,47 @@ impl Config {
         format!("sqlite://{}/{}.db", self.data_dir.display(), name.as_str())
     }
 
+    /// The client secret of `name` (see [`ServiceSettings::client_secret`]).
+    pub fn client_secret(&self, name: ServiceName) -> Option<&Secret<String>> {
+        self.service(name).client_secret.as_ref()
+    }
+
+    /// Fills unset client secrets from `<data_dir>/service-secrets.json`,
+    /// generating and saving (mode 0600) the ones it lacks.
+    pub fn ensure_client_secrets(&mut self) -> Result<(), ConfigError> {
+        if ServiceName::ALL
+            .iter()
+            .all(|n| self.service(*n).client_secret.is_some())
+        {
+            return Ok(());
+        }
+        let path = self.data_dir.join("service-secrets.json");
+        let mut stored: BTreeMap<String, String> = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?,
+            Err(_) => BTreeMap::new(),
+        };
+        let mut changed = false;
+        for name in ServiceName::ALL {
+            let secret = stored.entry(name.as_str().to_string()).or_insert_with(|| {
+                changed = true;
+                random_secret()
+            });
+            let settings = self.service_mut(name);
+            if settings.client_secret.is_none() {
+                settings.client_secret = Some(Secret::new(secret.clone()));
+            }
+        }
+        if changed {
+            std::fs::create_dir_all(&self.data_dir)
+                .map_err(|e| ConfigError(format!("{}: {e}", self.data_dir.display())))?;
+            let text = serde_json::to_string_pretty(&stored).unwrap_or_default();
+            write_private(&path, &text)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
     /// Reads a service's extra keys (e.g. `[payments] latency_ms`) into `T`.
     pub fn section<T: DeserializeOwned + Default>(
         &self,
@@ -395,6 +441,31 @@ impl Config {
             problems.push("request_timeout_secs: must be at least 1".into());
         }
         problems
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, text)
     }
 }
 

@@ -69,6 +69,19 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
             }),
         )
         .route("/metrics", get(metrics_text));
+    let defaults = match &service.openapi {
+        Some(doc) => {
+            let json = doc.to_json().unwrap_or_else(|_| "{}".into());
+            defaults.route(
+                "/openapi.json",
+                get(move || {
+                    let json = json.clone();
+                    async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+                }),
+            )
+        }
+        None => defaults,
+    };
     let observe = Arc::new(Observe {
         service: name,
         timeout: options.request_timeout,

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::config::{Config, ServiceName};
 use crate::db::{Db, DbError, Migrations};
+use crate::events::Bus;
 use crate::http::HttpOptions;
 
 /// A named readiness probe: `Ok` when the dependency answers.
@@ -36,6 +37,9 @@ pub struct Service {
     pub workers: Vec<(String, Worker)>,
     /// Token verifier the auth extractors use.
     pub verifier: Option<Arc<Verifier>>,
+    /// The service's OpenAPI document, served at `/openapi.json` (the
+    /// gateway merges every service's into one).
+    pub openapi: Option<utoipa::openapi::OpenApi>,
 }
 
 impl Service {
@@ -48,7 +52,14 @@ impl Service {
             readiness: Vec::new(),
             workers: Vec::new(),
             verifier: None,
+            openapi: None,
         }
+    }
+
+    /// Publishes the service's OpenAPI document at `/openapi.json`.
+    pub fn with_openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
+        self.openapi = Some(doc);
+        self
     }
 
     /// Attaches the service's database; `/readyz` checks it.
@@ -97,16 +108,19 @@ pub struct ServiceContext {
     pub config: Arc<Config>,
     /// Verifies tokens against identity's JWKS.
     pub verifier: Arc<Verifier>,
+    /// The event bus of this process.
+    pub bus: Bus,
 }
 
 impl ServiceContext {
     /// A context for `name`.
-    pub fn new(name: ServiceName, config: Arc<Config>) -> Self {
+    pub fn new(name: ServiceName, config: Arc<Config>, bus: Bus) -> Self {
         let verifier = Arc::new(Verifier::new(&config.url(ServiceName::Identity)));
         Self {
             name,
             config,
             verifier,
+            bus,
         }
     }
 

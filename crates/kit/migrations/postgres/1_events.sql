@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error       TEXT NOT NULL,
     attempts    INTEGER NOT NULL,
     created_at  TEXT NOT NULL,
+    replay_requested INTEGER NOT NULL DEFAULT 0,
     replayed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS dead_letters_open ON dead_letters (replayed_at, created_at);

@@ -1,0 +1,113 @@
+//! The transactional outbox.
+
+use sqlx::{AnyConnection, Row};
+
+use crate::db::Db;
+use crate::events::Envelope;
+
+/// Records `event` in the outbox. Call it with the same transaction as the
+/// state change it announces (`&mut *tx`), so both commit or neither does.
+pub async fn enqueue(conn: &mut AnyConnection, event: &Envelope) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, event_type, version, source, occurred_at, traceparent, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&event.id)
+    .bind(&event.event_type)
+    .bind(event.version)
+    .bind(&event.source)
+    .bind(&event.occurred_at)
+    .bind(event.traceparent.as_deref())
+    .bind(event.data.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A pending outbox row.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Row order.
+    pub seq: i64,
+    /// Publish attempts so far.
+    pub attempts: i32,
+    /// The event.
+    pub event: Envelope,
+}
+
+/// Up to `limit` unpublished events whose retry time has come, oldest first.
+pub async fn due(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
+    let now = now_millis();
+    let rows = sqlx::query(
+        "SELECT seq, id, event_type, version, source, occurred_at, traceparent, data, attempts \
+         FROM outbox WHERE published_at IS NULL AND next_attempt_at <= $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let data: String = row.try_get("data")?;
+            Ok(Pending {
+                seq: row.try_get("seq")?,
+                attempts: row.try_get("attempts")?,
+                event: Envelope {
+                    id: row.try_get("id")?,
+                    event_type: row.try_get("event_type")?,
+                    version: row.try_get("version")?,
+                    source: row.try_get("source")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                    traceparent: row.try_get("traceparent")?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Marks rows published.
+pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    let now = crate::db::now_rfc3339();
+    for seq in seqs {
+        sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
+            .bind(&now)
+            .bind(seq)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Records a failed publish and schedules the next try with exponential
+/// backoff (capped at 30 s).
+pub async fn mark_failed(db: &Db, seq: i64, attempts: i32, error: &str) -> Result<(), sqlx::Error> {
+    let delay = backoff_millis(attempts + 1);
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
+        .bind(now_millis() + delay)
+        .bind(error)
+        .bind(seq)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Unpublished rows (the `/metrics` backlog gauge).
+pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await
+}
+
+/// Exponential backoff with jitter: 100 ms · 2^(attempt-1), capped at 30 s.
+pub fn backoff_millis(attempt: i32) -> i64 {
+    let exp = attempt.clamp(1, 20) - 1;
+    let base = 100i64.saturating_mul(1i64 << exp).min(30_000);
+    let jitter = rand::random_range(0..=base / 4);
+    base + jitter
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
