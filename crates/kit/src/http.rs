@@ -54,6 +54,8 @@ struct Observe {
 /// request ids, problem rendering, metrics, tracing, timeout, body limit and
 /// security headers.
 pub fn app(service: &Service, options: &HttpOptions) -> Router {
+    // Install the recorder before the first request is counted.
+    crate::metrics::handle();
     let checks = service.readiness.clone();
     let name = service.name.as_str();
     let defaults = Router::new()

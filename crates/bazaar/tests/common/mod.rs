@@ -1,0 +1,159 @@
+//! Shared end-to-end harness: starts the whole platform in-process on
+//! port-0 listeners with fresh databases, and talks to it over real HTTP
+//! through the gateway, as a client would.
+//!
+//! Servers (PostgreSQL, RabbitMQ, NATS, Redis) are used when reachable.
+//! When one is absent a test skips with a loud message — unless `CI=true`,
+//! where an absent server fails the test.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bazaar::Running;
+use bazaar_kit::{Config, ServiceName};
+
+/// Which storage a test platform uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// One SQLite file per service in a temp dir.
+    Sqlite,
+    /// One fresh PostgreSQL database per service.
+    Postgres,
+}
+
+/// A running platform plus an HTTP client.
+pub struct TestPlatform {
+    /// The services.
+    pub running: Option<Running>,
+    /// Gateway base URL (`http://127.0.0.1:PORT`).
+    pub base: String,
+    /// Client with a sane timeout.
+    pub http: reqwest::Client,
+    /// Config the platform runs with.
+    pub config: std::sync::Arc<Config>,
+    dir: tempfile::TempDir,
+}
+
+/// Whether CI demands every server.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// `true` when a TCP server answers at `addr`; otherwise skips loudly (returns
+/// `false`), or panics under `CI=true`.
+pub async fn server_available(what: &str, addr: &str) -> bool {
+    let ok = match addr.parse::<SocketAddr>() {
+        Ok(a) => matches!(
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a)).await,
+            Ok(Ok(_))
+        ),
+        Err(_) => false,
+    };
+    if !ok {
+        if in_ci() {
+            panic!("{what} is not reachable at {addr}, and CI=true requires it");
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: {what} is not reachable at {addr} (set CI=true to make this a failure) !!!!!!!!\n"
+        );
+    }
+    ok
+}
+
+/// PostgreSQL server URL for tests.
+pub fn postgres_url() -> String {
+    std::env::var("BAZAAR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A base configuration: every listener on port 0, data in `dir`.
+pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_path_buf();
+    config.log_level = "warn".into();
+    for name in ServiceName::ALL {
+        config.service_mut(name).listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    if store == Store::Postgres {
+        let db = format!("bzt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        config.database_url = Some(bazaar_kit::Secret::new(format!("{}/{db}", postgres_url())));
+    }
+    config
+}
+
+/// Starts the whole platform; `None` when a needed server is absent (skip).
+pub async fn start(store: Store) -> Option<TestPlatform> {
+    start_with(store, |_| {}).await
+}
+
+/// Starts the whole platform after `customize` adjusts the configuration.
+pub async fn start_with(store: Store, customize: impl FnOnce(&mut Config)) -> Option<TestPlatform> {
+    if store == Store::Postgres && !server_available("PostgreSQL", "127.0.0.1:5432").await {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = base_config(dir.path(), store);
+    customize(&mut config);
+    let running = bazaar::start(config, &ServiceName::ALL)
+        .await
+        .expect("platform starts");
+    let base = running.gateway_url().expect("gateway runs");
+    let config = running.config.clone();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    Some(TestPlatform {
+        running: Some(running),
+        base,
+        http,
+        config,
+        dir,
+    })
+}
+
+impl TestPlatform {
+    /// Absolute URL of a gateway path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Base URL of one service (bypassing the gateway).
+    pub fn service_url(&self, name: ServiceName) -> String {
+        self.running
+            .as_ref()
+            .and_then(|r| r.url(name))
+            .expect("service runs")
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the platform cleanly.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+    }
+
+    /// Polls `check` every 50 ms until it yields `Some`, or panics after `secs`.
+    pub async fn eventually<T, F, Fut>(&self, secs: u64, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out after {secs}s waiting for: {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
