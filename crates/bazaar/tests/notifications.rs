@@ -271,10 +271,9 @@ async fn order_emails_carry_lines_totals_and_reasons(store: Store) {
 }
 
 async fn pending_emails_survive_a_restart(store: Store) {
-    // The first platform's SMTP server is down: attempts fail transiently.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    let dead_port = closed.local_addr().expect("addr").port();
-    drop(closed);
+    // The first platform's SMTP server keeps answering 451: attempts fail
+    // transiently and the notification stays pending.
+    let refusing = SmtpSink::start(Mode::AlwaysRefuse).await;
     let own_dir = tempfile::tempdir().expect("tmp");
     let mut db_url = None;
     if store == Store::Sqlite {
@@ -283,10 +282,7 @@ async fn pending_emails_survive_a_restart(store: Store) {
             own_dir.path().display()
         ));
     }
-    let keys = format!(
-        "email_backend = \"smtp\"\nemail_host = \"127.0.0.1\"\nemail_port = {dead_port}\n\
-         retry_base_ms = 200\nretry_max_ms = 200\nmax_attempts = 1000\npoll_interval_ms = 50"
-    );
+    let keys = smtp_keys(&refusing, "max_attempts = 1000");
     let url = db_url.clone();
     let Some(p) = common::start_with(store, move |c| {
         with_notifications(c, &keys);
@@ -309,6 +305,7 @@ async fn pending_emails_survive_a_restart(store: Store) {
     })
     .await;
     p.stop().await;
+    drop(refusing);
 
     // Restarted against a working server, the same database: it is sent.
     let sink = SmtpSink::start(Mode::Accept).await;

@@ -41,7 +41,7 @@ impl Sender {
     pub async fn run(self, token: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
         loop {
-            let sent = match self.pass().await {
+            let sent = match self.pass(&token).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "notification sender pass failed");
@@ -64,13 +64,13 @@ impl Sender {
 
     /// One pass: claims and sends every due row (up to a batch). Returns how
     /// many rows it looked at.
-    pub async fn pass(&self) -> Result<usize, sqlx::Error> {
+    pub async fn pass(&self, token: &CancellationToken) -> Result<usize, sqlx::Error> {
         let now = now_ms();
         let due = store::due(&self.db, now, BATCH).await?;
         let n = due.len();
         futures::stream::iter(due)
             .for_each_concurrent(CONCURRENCY, |row| async move {
-                if let Err(e) = self.attempt(row).await {
+                if let Err(e) = self.attempt(row, token).await {
                     tracing::warn!(error = %e, "could not record a sending outcome");
                 }
             })
@@ -79,7 +79,14 @@ impl Sender {
     }
 
     #[tracing::instrument(skip_all, fields(notification_id = %row.id, kind = %row.kind))]
-    async fn attempt(&self, row: NotificationRow) -> Result<(), sqlx::Error> {
+    async fn attempt(
+        &self,
+        row: NotificationRow,
+        token: &CancellationToken,
+    ) -> Result<(), sqlx::Error> {
+        if token.is_cancelled() {
+            return Ok(());
+        }
         let now = now_ms();
         if !store::claim(&self.db, &row.id, now, now + self.settings.lease_ms()).await? {
             return Ok(());
@@ -93,7 +100,17 @@ impl Sender {
             text: row.body_text.clone(),
             html: row.body_html.clone(),
         };
-        match self.backend.send(&email).await {
+        // On shutdown, give the row back at once rather than leaving it
+        // leased: the next start (or another replica) retries it.
+        let outcome = tokio::select! {
+            outcome = self.backend.send(&email) => outcome,
+            () = token.cancelled() => {
+                store::release(&self.db, &row.id).await?;
+                tracing::info!("shutting down mid-send; notification released");
+                return Ok(());
+            }
+        };
+        match outcome {
             Ok(()) => {
                 store::mark_sent(&self.db, &row.id).await?;
                 metrics::counter!("notifications_sent_total", "kind" => row.kind.clone())

@@ -264,3 +264,12 @@ pub async fn mark_failed(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Err
     .await?;
     Ok(())
 }
+
+/// Gives a claimed notification back (sender shutting down mid-send).
+pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE notifications SET locked_until = 0 WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
