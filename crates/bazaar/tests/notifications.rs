@@ -3,22 +3,30 @@
 //! error kept, duplicate deliveries absorbed, state surviving a restart,
 //! and the list API through the gateway. SQLite and PostgreSQL.
 
+#[path = "notifications/api.rs"]
+mod api;
 mod common;
 #[path = "notifications/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "notifications/through_identity.rs"]
+mod through_identity;
 #[path = "notifications/tokens.rs"]
 mod tokens;
 
 use std::time::Duration;
 
+use api::{get_list, list_requires_a_token, list_shows_own_newest_first_and_staff_may_filter};
 use bazaar_kit::db::Db;
 use bazaar_kit::events::{Bus, Envelope, inbox, outbox};
 use bazaar_kit::{Config, ServiceContext, ServiceName};
 use bazaar_notifications::store::{self, NotificationRow};
 use common::{Store, TestPlatform};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use smtp_sink::{Mode, SmtpSink};
+use through_identity::{
+    new_user_sees_welcome_and_others_do_not, order_confirmed_after_checkout,
+    registration_sends_one_welcome_email_over_smtp,
+};
 
 /// Reloads the test configuration with extra `[notifications]` keys (the
 /// kit reads service sections from the layered sources, so they go
@@ -326,316 +334,6 @@ async fn pending_emails_survive_a_restart(store: Store) {
     );
     p.stop().await;
     drop(own_dir);
-}
-
-async fn list_requires_a_token(store: Store) {
-    let Some(p) = common::start(store).await else {
-        return;
-    };
-    let r = p
-        .http
-        .get(p.url("/api/v1/notifications/"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
-    p.stop().await;
-}
-
-async fn get_list(p: &TestPlatform, token: &str, query: &str) -> (StatusCode, Value) {
-    let r = p
-        .http
-        .get(p.url(&format!("/api/v1/notifications/{query}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("list");
-    let status = r.status();
-    (status, r.json().await.expect("json body"))
-}
-
-async fn list_shows_own_newest_first_and_staff_may_filter(store: Store) {
-    let issuer = tokens::Issuer::start().await;
-    let issuer_url = issuer.url.clone();
-    let Some(p) = common::start_with(store, move |c| {
-        with_notifications(c, "email_backend = \"memory\"\npoll_interval_ms = 50");
-        c.identity.url = Some(issuer_url);
-    })
-    .await
-    else {
-        return;
-    };
-    let db = notifications_db(&p).await;
-    let (ann_id, ann_email, ann) = user_registered(&unique("ann"));
-    let (ben_id, ben_email, ben) = user_registered(&unique("ben"));
-    publish(&db, &ann).await;
-    publish(&db, &ben).await;
-    // Three order emails for ann after her welcome.
-    let mut orders = Vec::new();
-    for _ in 0..3 {
-        let order = Envelope::new(
-            "order.confirmed",
-            1,
-            ServiceName::Orders,
-            json!({"order_id": uuid::Uuid::now_v7().to_string(), "user_id": ann_id,
-                   "status": "confirmed", "total": "5.00", "currency": "USD", "items": []}),
-        );
-        wait_status(&p, &db, &ann.id, "sent").await;
-        publish(&db, &order).await;
-        wait_status(&p, &db, &order.id, "sent").await;
-        orders.push(order);
-    }
-    wait_status(&p, &db, &ben.id, "sent").await;
-    let ann_token = issuer.access(&ann_id, "ann", false);
-    let ben_token = issuer.access(&ben_id, "ben", false);
-    let staff_token = issuer.access(&uuid::Uuid::now_v7().to_string(), "root", true);
-
-    let (status, body) = get_list(&p, &ann_token, "?page_size=2").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["count"], 4);
-    assert_eq!(body["previous"], Value::Null);
-    assert!(
-        body["next"]
-            .as_str()
-            .expect("next")
-            .ends_with("/api/v1/notifications/?page_size=2&page=2"),
-        "{body}"
-    );
-    let results = body["results"].as_array().expect("results");
-    assert_eq!(results.len(), 2);
-    let first = results[0].as_object().expect("object");
-    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "body",
-            "channel",
-            "created_at",
-            "id",
-            "kind",
-            "sent_at",
-            "status",
-            "subject",
-            "to"
-        ]
-    );
-    assert_eq!(first["kind"], "order_confirmed");
-    assert_eq!(first["channel"], "email");
-    assert_eq!(first["to"], ann_email.as_str());
-    assert_eq!(first["status"], "sent");
-    assert!(first["sent_at"].is_string());
-    let (_, page2) = get_list(&p, &ann_token, "?page_size=2&page=2").await;
-    let last = &page2["results"][1];
-    assert_eq!(last["kind"], "welcome", "oldest last: {page2}");
-    assert!(
-        last["body"]
-            .as_str()
-            .expect("body")
-            .contains("Welcome to Bazaar")
-    );
-    let all: Vec<String> = results
-        .iter()
-        .chain(page2["results"].as_array().expect("results"))
-        .map(|n| n["created_at"].as_str().expect("created_at").to_string())
-        .collect();
-    let mut sorted = all.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(all, sorted, "newest first");
-    let (status, _) = get_list(&p, &ann_token, "?page_size=2&page=3").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    // Ben sees only his own welcome; asking for ann's is refused.
-    let (_, body) = get_list(&p, &ben_token, "").await;
-    assert_eq!(body["count"], 1);
-    assert_eq!(body["results"][0]["to"], ben_email.as_str());
-    let (status, body) = get_list(&p, &ben_token, &format!("?user={ann_id}")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) = get_list(&p, &ben_token, "?user=not-a-uuid").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["errors"]["user"].is_array(), "{body}");
-
-    // Staff may look at anyone's.
-    let (status, body) = get_list(&p, &staff_token, &format!("?user={ann_id}")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["count"], 4);
-    let (_, body) = get_list(&p, &staff_token, "").await;
-    assert_eq!(body["count"], 0, "staff's own list is their own");
-    p.stop().await;
-}
-
-// ---- Through identity (registration publishes `user.registered`). ----
-
-struct Shopper {
-    id: String,
-    username: String,
-    email: String,
-    access: String,
-}
-
-async fn register(p: &TestPlatform, prefix: &str) -> Shopper {
-    let username = unique(prefix);
-    let email = format!("{username}@example.com");
-    let password = "correct-horse-battery-9";
-    let r = p
-        .http
-        .post(p.url("/api/v1/auth/register/"))
-        .json(&json!({"username": username, "email": email, "password": password}))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    let user: Value = r.json().await.expect("user");
-    let r = p
-        .http
-        .post(p.url("/api/v1/auth/token/"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .expect("token");
-    assert_eq!(r.status(), StatusCode::OK);
-    let tokens: Value = r.json().await.expect("tokens");
-    Shopper {
-        id: user["id"].as_str().expect("id").to_string(),
-        username,
-        email,
-        access: tokens["access"].as_str().expect("access").to_string(),
-    }
-}
-
-/// The shopper's notifications of `kind` once one is `sent`.
-async fn wait_notification(p: &TestPlatform, who: &Shopper, kind: &str) -> Value {
-    p.eventually(
-        20,
-        &format!("{kind} notification of {}", who.username),
-        || async {
-            let (status, body) = get_list(p, &who.access, "").await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            body["results"]
-                .as_array()
-                .expect("results")
-                .iter()
-                .find(|n| n["kind"] == kind && n["status"] == "sent")
-                .cloned()
-        },
-    )
-    .await
-}
-
-async fn registration_sends_one_welcome_email_over_smtp(store: Store) {
-    let sink = SmtpSink::start(Mode::Accept).await;
-    let Some(p) = platform(store, smtp_keys(&sink, "")).await else {
-        return;
-    };
-    let ann = register(&p, "ann").await;
-    let ben = register(&p, "ben").await;
-    for who in [&ann, &ben] {
-        let n = wait_notification(&p, who, "welcome").await;
-        assert_eq!(n["to"], who.email.as_str());
-        let got = sink.messages_to(&who.email);
-        assert_eq!(got.len(), 1, "exactly one welcome email to {}", who.email);
-        assert_eq!(
-            got[0].header("Subject").as_deref(),
-            Some(format!("Welcome to Bazaar, {}!", who.username).as_str())
-        );
-    }
-    assert_eq!(sink.messages().len(), 2);
-    p.stop().await;
-}
-
-async fn new_user_sees_welcome_and_others_do_not(store: Store) {
-    let Some(p) = common::start(store).await else {
-        return;
-    };
-    let ann = register(&p, "ann").await;
-    let ben = register(&p, "ben").await;
-    let n = wait_notification(&p, &ann, "welcome").await;
-    assert_eq!(n["channel"], "email");
-    assert_eq!(n["to"], ann.email.as_str());
-    assert!(
-        n["subject"]
-            .as_str()
-            .expect("subject")
-            .contains(&ann.username)
-    );
-    wait_notification(&p, &ben, "welcome").await;
-    let (_, body) = get_list(&p, &ben.access, "").await;
-    assert_eq!(body["count"], 1);
-    assert!(
-        body.to_string().find(&ann.email).is_none(),
-        "ben sees nothing of ann's"
-    );
-    let (status, _) = get_list(&p, &ben.access, &format!("?user={}", ann.id)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    p.stop().await;
-}
-
-async fn order_confirmed_after_checkout(store: Store) {
-    let Some(p) = common::start(store).await else {
-        return;
-    };
-    let ann = register(&p, "ann").await;
-    let ben = register(&p, "ben").await;
-    let r = p
-        .http
-        .get(p.url("/api/v1/products/?in_stock=true&page_size=1"))
-        .send()
-        .await
-        .expect("products");
-    let products: Value = r.json().await.expect("products");
-    let product = products["results"][0].clone();
-    assert!(
-        product.is_object(),
-        "needs a product in stock (demo seed): {products}"
-    );
-    let r = p
-        .http
-        .post(p.url("/api/v1/orders/"))
-        .bearer_auth(&ann.access)
-        .json(&json!({
-            "items": [{"product_id": product["id"], "quantity": 1}],
-            "payment_token": "tok_visa",
-            "shipping_address": {"name": "Ann", "line1": "1 Main St", "city": "Springfield",
-                                 "postal_code": "12345", "country": "US"}
-        }))
-        .send()
-        .await
-        .expect("order");
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    let order: Value = r.json().await.expect("order");
-    let n = wait_notification(&p, &ann, "order_confirmed").await;
-    assert_eq!(n["to"], ann.email.as_str());
-    let body = n["body"].as_str().expect("body");
-    assert!(
-        body.contains(product["name"].as_str().expect("name")),
-        "{body}"
-    );
-    assert!(
-        body.contains(order["total"].as_str().expect("total")),
-        "{body}"
-    );
-    let (_, theirs) = get_list(&p, &ben.access, "").await;
-    assert!(
-        theirs["results"]
-            .as_array()
-            .expect("results")
-            .iter()
-            .all(|n| n["kind"] == "welcome"),
-        "{theirs}"
-    );
-    p.stop().await;
 }
 
 macro_rules! both_stores {
