@@ -91,9 +91,9 @@ impl From<ClientError> for Problem {
                 ))
                 .with_retry_after(1)
             }
-            ClientError::Timeout { service } => Problem::gateway_timeout(format!(
-                "The {service} service did not answer in time."
-            )),
+            ClientError::Timeout { service } => {
+                Problem::gateway_timeout(format!("The {service} service did not answer in time."))
+            }
             ClientError::Status { service, body, .. } => {
                 tracing::warn!(error = %e, %body, "unexpected upstream answer");
                 Problem::new(
@@ -205,7 +205,10 @@ struct TokenResponse {
 enum Attempt {
     Done(Result<String, ClientError>),
     /// Failed in a way a retry may fix; `safe` says whether it always is.
-    Retry { error: ClientError, safe: bool },
+    Retry {
+        error: ClientError,
+        safe: bool,
+    },
 }
 
 impl ServiceClient {
@@ -519,7 +522,10 @@ mod tests {
         let catalog = serve(Router::new().route(
             "/x",
             post(|headers: axum::http::HeaderMap| async move {
-                let auth = headers["authorization"].to_str().unwrap_or_default().to_string();
+                let auth = headers["authorization"]
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if auth == "Bearer tok0" {
                     return (axum::http::StatusCode::UNAUTHORIZED, String::new());
                 }
@@ -527,7 +533,10 @@ mod tests {
                     .get("x-request-id")
                     .map(|v| v.to_str().unwrap_or_default().to_string())
                     .unwrap_or_default();
-                (axum::http::StatusCode::OK, serde_json::json!({"rid": rid, "auth": auth}).to_string())
+                (
+                    axum::http::StatusCode::OK,
+                    serde_json::json!({"rid": rid, "auth": auth}).to_string(),
+                )
             }),
         ))
         .await;
@@ -546,7 +555,11 @@ mod tests {
             .post_json(ServiceName::Catalog, "/x", &serde_json::json!({}), &call)
             .await
             .expect("call");
-        assert_eq!(tokens.load(Ordering::SeqCst), 2, "token cached after refetch");
+        assert_eq!(
+            tokens.load(Ordering::SeqCst),
+            2,
+            "token cached after refetch"
+        );
     }
 
     #[tokio::test]
@@ -587,10 +600,7 @@ mod tests {
             .await
             .expect_err("409");
         assert_eq!(err.status(), Some(409));
-        assert_eq!(
-            err.body_as::<serde_json::Value>().expect("body")["a"],
-            1
-        );
+        assert_eq!(err.body_as::<serde_json::Value>().expect("body")["a"], 1);
         for _ in 0..2 {
             let err = client
                 .post_json::<_, serde_json::Value>(ServiceName::Catalog, "/down", &(), &call)

@@ -33,10 +33,10 @@ impl From<PaymentsError> for Problem {
             PaymentsError::ProviderTimeout => Problem::gateway_timeout(
                 "The payment provider did not answer; retry with the same order_id.",
             ),
-            PaymentsError::InProgress => Problem::unavailable(
-                "A charge of this order is in progress; retry shortly.",
-            )
-            .with_retry_after(1),
+            PaymentsError::InProgress => {
+                Problem::unavailable("A charge of this order is in progress; retry shortly.")
+                    .with_retry_after(1)
+            }
             PaymentsError::Db(e) => Problem::from(e),
         }
     }

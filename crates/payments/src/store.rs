@@ -1,8 +1,8 @@
 //! The payments service's SQL, in one place (runs on SQLite and PostgreSQL).
 
 use bazaar_kit::db::now_rfc3339;
-use bazaar_kit::events::outbox::{enqueue, now_millis};
 use bazaar_kit::events::Envelope;
+use bazaar_kit::events::outbox::{enqueue, now_millis};
 use bazaar_kit::{Db, ServiceName};
 use serde_json::json;
 // Dynamic SQL below is built from constant fragments only; values are bound.
@@ -78,9 +78,9 @@ pub async fn by_order(db: &Db, order_id: &str) -> Result<Option<Payment>, sqlx::
     sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
     )))
-        .bind(order_id)
-        .fetch_optional(db.pool())
-        .await
+    .bind(order_id)
+    .fetch_optional(db.pool())
+    .await
 }
 
 /// Takes the row for one provider call (`pending`/`failed`, or a `charging`

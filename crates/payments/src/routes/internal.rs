@@ -1,18 +1,18 @@
 //! `/internal/payments/*`: what orders calls during the checkout saga.
 
+use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use axum::Router;
+use bazaar_kit::Problem;
 use bazaar_kit::auth::ServiceCaller;
 use bazaar_kit::extract::Json;
-use bazaar_kit::Problem;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::error::PaymentsError;
 use crate::provider::Outcome;
 use crate::store::{self, NewCharge};
-use crate::AppState;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -74,12 +74,16 @@ async fn charge(
         Outcome::Succeeded => {
             store::finish(&state.db, &payment, "succeeded", None).await?;
             state.bus.nudge();
-            Ok(Json(json!({"payment_id": payment.id, "status": "succeeded"})))
+            Ok(Json(
+                json!({"payment_id": payment.id, "status": "succeeded"}),
+            ))
         }
         Outcome::Declined(reason) => {
             store::finish(&state.db, &payment, "declined", Some(&reason)).await?;
             state.bus.nudge();
-            Ok(Json(json!({"payment_id": payment.id, "status": "declined", "reason": reason})))
+            Ok(Json(
+                json!({"payment_id": payment.id, "status": "declined", "reason": reason}),
+            ))
         }
         Outcome::TimedOut => {
             store::fail(&state.db, &payment, "provider_timeout").await?;

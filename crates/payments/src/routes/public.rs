@@ -1,16 +1,16 @@
 //! `GET /api/v1/payments/`: a user's own payments (staff: everyone's).
 
+use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::Router;
 use bazaar_kit::auth::AuthUser;
 use bazaar_kit::extract::{Json, Query};
 use bazaar_kit::pagination::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
+use crate::AppState;
 use crate::error::PaymentsError;
 use crate::store;
-use crate::AppState;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -51,8 +51,14 @@ async fn list(
     let order_id = q.order_id.as_deref().filter(|s| !s.is_empty());
     let (count, _) = store::list(&state.db, order_id, owner.as_deref(), 0, 0).await?;
     pr.resolve(count as u64)?;
-    let (count, rows) =
-        store::list(&state.db, order_id, owner.as_deref(), pr.limit(), pr.offset()).await?;
+    let (count, rows) = store::list(
+        &state.db,
+        order_id,
+        owner.as_deref(),
+        pr.limit(),
+        pr.offset(),
+    )
+    .await?;
     let results = rows
         .into_iter()
         .map(|p| PaymentView {
