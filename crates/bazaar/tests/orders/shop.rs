@@ -1,9 +1,6 @@
 //! A shopper's view of a running platform for the checkout tests: users
 //! with tokens, staff-made products, orders, and waiting for outcomes.
 
-use std::time::Duration;
-
-use bazaar_kit::ServiceName;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -34,10 +31,16 @@ pub struct User {
 }
 
 /// Test configuration with the stand-in issuer as identity.
-pub async fn config(store: Store, issuer: &Issuer, dir: &std::path::Path) -> bazaar_kit::Config {
+/// `extra` TOML keys come after [`FAST`] (a table named again there wins).
+pub async fn config(
+    store: Store,
+    issuer: &Issuer,
+    dir: &std::path::Path,
+    extra: &str,
+) -> bazaar_kit::Config {
     let mut c = common::base_config(dir, store);
     c.identity.url = Some(issuer.url.clone());
-    common::with_toml(&mut c, FAST);
+    common::with_toml(&mut c, if extra.is_empty() { FAST } else { extra });
     c
 }
 
@@ -51,7 +54,7 @@ impl Shop {
         }
         let issuer = Issuer::start().await;
         let dir = tempfile::tempdir().expect("temp dir");
-        let c = config(store, &issuer, dir.path()).await;
+        let c = config(store, &issuer, dir.path(), "").await;
         let p = common::start_in(dir, c).await;
         Some(Shop::on(p, issuer))
     }
@@ -69,20 +72,36 @@ impl Shop {
         User { id, token }
     }
 
-    /// Creates a product (staff) and returns its id.
+    /// Creates a product (staff) in category `test` and returns its id.
     pub async fn product(&self, price: &str, stock: i64) -> String {
+        // The category may exist already (409/400 then); only its slug matters.
+        let _ = self
+            .p
+            .http
+            .post(self.p.url("/api/v1/categories/"))
+            .bearer_auth(&self.staff)
+            .json(&json!({"name": "Test", "slug": "test"}))
+            .send()
+            .await;
         let sku = format!("SKU-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let r = self
             .p
             .http
             .post(self.p.url("/api/v1/products/"))
             .bearer_auth(&self.staff)
-            .json(&json!({"sku": sku, "name": format!("Widget {sku}"), "description": "x",
-                          "price": price, "stock": stock}))
+            .json(
+                &json!({"sku": sku, "name": format!("Widget {sku}"), "description": "x",
+                          "price": price, "stock": stock, "category": "test"}),
+            )
             .send()
             .await
             .expect("create product");
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
         let body: Value = r.json().await.expect("product");
         body["id"].as_str().expect("id").to_string()
     }
@@ -116,8 +135,15 @@ impl Shop {
 
     /// Places an order of `items` (`[(product, qty)]`); asserts 201.
     pub async fn order(&self, user: &User, items: &[(&str, i64)], token: &str) -> Value {
-        let r = self.post_order(&user.token, &body(items, token), None).await;
-        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap_or_default());
+        let r = self
+            .post_order(&user.token, &body(items, token), None)
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
         r.json().await.expect("order")
     }
 
@@ -141,8 +167,9 @@ impl Shop {
             .eventually(30, &format!("order {id} final"), || async {
                 let (s, o) = self.get(token, &format!("/api/v1/orders/{id}/")).await;
                 let st = o["status"].as_str().unwrap_or_default().to_string();
-                (s == StatusCode::OK && ["confirmed", "rejected", "cancelled"].contains(&st.as_str()))
-                    .then_some(o)
+                (s == StatusCode::OK
+                    && ["confirmed", "rejected", "cancelled"].contains(&st.as_str()))
+                .then_some(o)
             })
             .await
     }
@@ -162,7 +189,10 @@ impl Shop {
         let mut page = 1;
         loop {
             let (s, body) = self
-                .get(&self.staff, &format!("/api/v1/payments/?page_size=100&page={page}"))
+                .get(
+                    &self.staff,
+                    &format!("/api/v1/payments/?page_size=100&page={page}"),
+                )
                 .await;
             assert_eq!(s, StatusCode::OK, "{body}");
             for p in body["results"].as_array().cloned().unwrap_or_default() {
@@ -176,11 +206,6 @@ impl Shop {
             page += 1;
         }
     }
-
-    /// The base URL of one service, bypassing the gateway.
-    pub fn service(&self, name: ServiceName) -> String {
-        self.p.service_url(name)
-    }
 }
 
 /// A valid order body.
@@ -192,6 +217,3 @@ pub fn body(items: &[(&str, i64)], token: &str) -> Value {
                              "postal_code": "SW1Y 4JH", "country": "GB"},
     })
 }
-
-/// Polls briefly between checks.
-pub const TICK: Duration = Duration::from_millis(50);

@@ -54,8 +54,7 @@ pub async fn create(
     let parsed: CreateOrder = parse_json(body.to_string().as_bytes())?;
     let draft = parsed.validate().map_err(Problem::validation)?;
     let order = price(&state, &headers, &user, &draft).await?;
-    let view =
-        serde_json::to_string(&OrderView::new(&order, None)).map_err(|e| Problem::internal(e))?;
+    let view = serde_json::to_string(&OrderView::new(&order, None)).map_err(Problem::internal)?;
 
     let mut tx = state.db.pool().begin().await?;
     store::insert(&mut tx, &order).await?;

@@ -252,7 +252,7 @@ impl Saga {
         Ok(Next::Continue)
     }
 
-    /// The timer: every `saga_interval_ms`, drives every due order; hourly,
+    /// The timer: every `saga_interval_ms`, drives every due order; every 3600 ticks,
     /// purges expired idempotency keys. Cancelling `token` stops drivers too.
     pub async fn run_timer(self, token: CancellationToken) {
         let interval = Duration::from_millis(self.inner.settings.saga_interval_ms.max(10));
@@ -266,7 +266,7 @@ impl Saga {
                 Ok(ids) => ids.into_iter().for_each(|id| self.kick(id)),
                 Err(e) => tracing::warn!(error = %e, "cannot list due orders"),
             }
-            if ticks % 3600 == 0 {
+            if ticks.is_multiple_of(3600) {
                 if let Err(e) = store::idempotency::purge(&self.inner.db).await {
                     tracing::warn!(error = %e, "cannot purge idempotency keys");
                 }
