@@ -34,17 +34,28 @@ pub enum EventsCommand {
 }
 
 async fn open(config: &Config, name: ServiceName) -> anyhow::Result<Option<Db>> {
-    let Some(migrations) = migrations(name) else { return Ok(None) };
-    let db = Db::connect(&config.database_url(name), migrations, Duration::from_secs(5))
-        .await
-        .with_context(|| format!("{name}: opening its database"))?;
+    let Some(migrations) = migrations(name) else {
+        return Ok(None);
+    };
+    let db = Db::connect(
+        &config.database_url(name),
+        migrations,
+        Duration::from_secs(5),
+    )
+    .await
+    .with_context(|| format!("{name}: opening its database"))?;
     Ok(Some(db))
 }
 
 fn services(only: Option<&str>) -> anyhow::Result<Vec<ServiceName>> {
     match only {
-        Some(name) => Ok(vec![ServiceName::parse(name).with_context(|| format!("unknown service {name:?}"))?]),
-        None => Ok(ServiceName::ALL.into_iter().filter(|n| n.has_database()).collect()),
+        Some(name) => Ok(vec![
+            ServiceName::parse(name).with_context(|| format!("unknown service {name:?}"))?,
+        ]),
+        None => Ok(ServiceName::ALL
+            .into_iter()
+            .filter(|n| n.has_database())
+            .collect()),
     }
 }
 
@@ -54,7 +65,9 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
         EventsCommand::DeadLetters { service } => {
             let mut total = 0;
             for name in services(service.as_deref())? {
-                let Some(db) = open(config, name).await? else { continue };
+                let Some(db) = open(config, name).await? else {
+                    continue;
+                };
                 let letters = inbox::list_dead_letters(&db).await?;
                 for l in &letters {
                     println!(
@@ -65,7 +78,11 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
                         l.event_type,
                         l.event_id,
                         l.attempts,
-                        if l.replay_requested { " (replay queued)" } else { "" },
+                        if l.replay_requested {
+                            " (replay queued)"
+                        } else {
+                            ""
+                        },
                         l.error
                     );
                 }
@@ -80,14 +97,18 @@ pub async fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> 
             }
             let mut queued = 0;
             for name in services(service.as_deref())? {
-                let Some(db) = open(config, name).await? else { continue };
+                let Some(db) = open(config, name).await? else {
+                    continue;
+                };
                 queued += inbox::request_replay(&db, id.as_deref()).await?;
                 db.close().await;
             }
             if queued == 0 {
                 anyhow::bail!("no matching dead letter");
             }
-            println!("{queued} dead letter(s) queued for replay; running consumers pick them up within a second");
+            println!(
+                "{queued} dead letter(s) queued for replay; running consumers pick them up within a second"
+            );
         }
     }
     Ok(())

@@ -12,15 +12,22 @@ use std::time::Duration;
 use support::{Broker, Rig, Store};
 
 fn enabled() -> bool {
-    let on = support::in_ci() || std::env::var("BAZAAR_TEST_BROKER_RESTART").is_ok_and(|v| v == "1");
+    let on =
+        support::in_ci() || std::env::var("BAZAAR_TEST_BROKER_RESTART").is_ok_and(|v| v == "1");
     if !on {
-        eprintln!("\n!!!!!!!! SKIPPED: broker restart tests restart system services; run with CI=true or BAZAAR_TEST_BROKER_RESTART=1 !!!!!!!!\n");
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: broker restart tests restart system services; run with CI=true or BAZAAR_TEST_BROKER_RESTART=1 !!!!!!!!\n"
+        );
     }
     on
 }
 
 fn sh(script: &str) {
-    let status = Command::new("bash").arg("-c").arg(script).status().expect("bash");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("bash");
     assert!(status.success(), "command failed: {script}");
 }
 
@@ -31,7 +38,11 @@ async fn wait_port(addr: &str, up: bool) {
         if open == up {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{addr} did not go {}", if up { "up" } else { "down" });
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr} did not go {}",
+            if up { "up" } else { "down" }
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -49,7 +60,9 @@ async fn restart(broker: Broker) {
             sh("pkill -x nats-server || true");
             wait_port("127.0.0.1:4222", false).await;
             tokio::time::sleep(Duration::from_secs(2)).await;
-            sh("start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log");
+            sh(
+                "start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log",
+            );
             wait_port("127.0.0.1:4222", true).await;
         }
         Broker::Embedded => {}
@@ -60,26 +73,46 @@ async fn survives_restart(broker: Broker) {
     if !enabled() {
         return;
     }
-    let Some(rig) = Rig::new(broker, Store::Sqlite).await else { return };
+    let Some(rig) = Rig::new(broker, Store::Sqlite).await else {
+        return;
+    };
     let mut ids = Vec::new();
     for i in 0..100 {
-        ids.push(rig.publish(serde_json::json!({ "phase": "before", "i": i })).await.id);
+        ids.push(
+            rig.publish(serde_json::json!({ "phase": "before", "i": i }))
+                .await
+                .id,
+        );
     }
     rig.wait_applied(&ids, 60).await;
     let outage = tokio::spawn(restart(broker));
     // Keep producing through the outage; the outbox holds what cannot go out.
     while !outage.is_finished() {
-        ids.push(rig.publish(serde_json::json!({ "phase": "during" })).await.id);
+        ids.push(
+            rig.publish(serde_json::json!({ "phase": "during" }))
+                .await
+                .id,
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     outage.await.expect("restart");
     for i in 0..100 {
-        ids.push(rig.publish(serde_json::json!({ "phase": "after", "i": i })).await.id);
+        ids.push(
+            rig.publish(serde_json::json!({ "phase": "after", "i": i }))
+                .await
+                .id,
+        );
     }
     let applied = rig.wait_applied(&ids, 120).await;
-    assert!(ids.iter().all(|id| applied[id] == 1), "an event was applied twice");
+    assert!(
+        ids.iter().all(|id| applied[id] == 1),
+        "an event was applied twice"
+    );
     assert_eq!(applied.len(), ids.len());
-    eprintln!("{broker:?}: {} events across a restart, each applied once", ids.len());
+    eprintln!(
+        "{broker:?}: {} events across a restart, each applied once",
+        ids.len()
+    );
     rig.stop().await;
 }
 
