@@ -45,7 +45,10 @@ async fn postgres() -> Option<Db> {
 async fn product(store: &Store, sku: &str, stock: i64) -> String {
     if store.category_id("test").await.expect("cat").is_none() {
         let slug = bazaar_catalog::domain::Slug::parse("test").expect("slug");
-        store.create_category("Test", &slug).await.expect("category");
+        store
+            .create_category("Test", &slug)
+            .await
+            .expect("category");
     }
     let body = ProductBody {
         sku: Some(sku.into()),
@@ -59,7 +62,10 @@ async fn product(store: &Store, sku: &str, stock: i64) -> String {
     store.create_product(patch).await.expect("created").id
 }
 
-fn reservation(order: &str, lines: &[(&str, i64)]) -> bazaar_catalog::domain::reservation::Reservation {
+fn reservation(
+    order: &str,
+    lines: &[(&str, i64)],
+) -> bazaar_catalog::domain::reservation::Reservation {
     ReserveBody {
         order_id: order.into(),
         items: lines
@@ -75,7 +81,12 @@ fn reservation(order: &str, lines: &[(&str, i64)]) -> bazaar_catalog::domain::re
 }
 
 async fn stock(store: &Store, id: &str) -> i64 {
-    store.product(id).await.expect("read").expect("exists").stock
+    store
+        .product(id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .stock
 }
 
 async fn never_oversells(db: Db) {
@@ -131,7 +142,12 @@ async fn all_or_nothing_and_lifecycle(db: Db) {
         .reserve(&reservation("o1", &[(&a, 2), (&b, 2)]), 60_000)
         .await
         .expect("reserve");
-    assert_eq!(out, Outcome::Rejected { product_ids: vec![b.clone()] });
+    assert_eq!(
+        out,
+        Outcome::Rejected {
+            product_ids: vec![b.clone()]
+        }
+    );
     assert_eq!((stock(&store, &a).await, stock(&store, &b).await), (5, 1));
     // A rejected order stays rejected on retry.
     let again = store
@@ -141,29 +157,74 @@ async fn all_or_nothing_and_lifecycle(db: Db) {
     assert!(matches!(again, Outcome::Rejected { .. }));
 
     assert_eq!(
-        store.reserve(&reservation("o2", &[(&a, 2), (&b, 1)]), 60_000).await.expect("ok"),
+        store
+            .reserve(&reservation("o2", &[(&a, 2), (&b, 1)]), 60_000)
+            .await
+            .expect("ok"),
         Outcome::Reserved
     );
     assert_eq!((stock(&store, &a).await, stock(&store, &b).await), (3, 0));
-    assert_eq!(store.commit_reservation("o2").await.expect("commit"), Outcome::Committed);
-    assert_eq!(store.commit_reservation("o2").await.expect("again"), Outcome::Committed);
+    assert_eq!(
+        store.commit_reservation("o2").await.expect("commit"),
+        Outcome::Committed
+    );
+    assert_eq!(
+        store.commit_reservation("o2").await.expect("again"),
+        Outcome::Committed
+    );
     // Committed reservations never expire...
-    assert_eq!(store.expire_reservations(i64::MAX, 100).await.expect("sweep"), 0);
+    assert_eq!(
+        store
+            .expire_reservations(i64::MAX, 100)
+            .await
+            .expect("sweep"),
+        0
+    );
     // ...but a cancel returns their stock, once.
-    assert!(store.release_reservation("o2", ReleaseKind::Requested).await.expect("release"));
-    assert!(!store.release_reservation("o2", ReleaseKind::Requested).await.expect("again"));
-    assert!(!store.release_reservation("unknown", ReleaseKind::Requested).await.expect("noop"));
+    assert!(
+        store
+            .release_reservation("o2", ReleaseKind::Requested)
+            .await
+            .expect("release")
+    );
+    assert!(
+        !store
+            .release_reservation("o2", ReleaseKind::Requested)
+            .await
+            .expect("again")
+    );
+    assert!(
+        !store
+            .release_reservation("unknown", ReleaseKind::Requested)
+            .await
+            .expect("noop")
+    );
     assert_eq!((stock(&store, &a).await, stock(&store, &b).await), (5, 1));
 
     // Uncommitted reservations expire and give their stock back.
-    store.reserve(&reservation("o3", &[(&a, 4)]), 1_000).await.expect("ok");
+    store
+        .reserve(&reservation("o3", &[(&a, 4)]), 1_000)
+        .await
+        .expect("ok");
     assert_eq!(stock(&store, &a).await, 1);
     assert_eq!(store.expire_reservations(0, 100).await.expect("not yet"), 0);
-    assert_eq!(store.expire_reservations(i64::MAX, 100).await.expect("sweep"), 1);
-    assert_eq!(stock(&store, &a).await, 5);
-    assert!(store.commit_reservation("o3").await.is_err(), "expired cannot commit");
     assert_eq!(
-        store.reserve(&reservation("o3", &[(&a, 4)]), 1_000).await.expect("retry"),
+        store
+            .expire_reservations(i64::MAX, 100)
+            .await
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(stock(&store, &a).await, 5);
+    assert!(
+        store.commit_reservation("o3").await.is_err(),
+        "expired cannot commit"
+    );
+    assert_eq!(
+        store
+            .reserve(&reservation("o3", &[(&a, 4)]), 1_000)
+            .await
+            .expect("retry"),
         Outcome::Released
     );
 }
@@ -176,14 +237,20 @@ async fn seeded_search_and_filters(db: Db) {
     assert!(seed::seed_if_empty(&db).await.expect("noop").is_none());
     let store = Store::new(db);
     let all = ProductFilter::default();
-    assert_eq!(store.count_products(&all, None).await.expect("count"), 1_000);
+    assert_eq!(
+        store.count_products(&all, None).await.expect("count"),
+        1_000
+    );
     let search = ProductFilter {
         terms: vec!["kettl".into()],
         ..ProductFilter::default()
     };
     let n = store.count_products(&search, None).await.expect("search");
     assert!(n > 0 && n < 1_000, "{n}");
-    let page = store.list_products(&search, None, 100, 0).await.expect("page");
+    let page = store
+        .list_products(&search, None, 100, 0)
+        .await
+        .expect("page");
     assert!(page.iter().all(|p| {
         let text = format!("{} {}", p.name, p.description).to_lowercase();
         text.contains("kettl")
@@ -195,10 +262,19 @@ async fn seeded_search_and_filters(db: Db) {
         ordering: bazaar_catalog::domain::Ordering::PriceDesc,
         ..ProductFilter::default()
     };
-    let rows = store.list_products(&cheap, Some(&cat), 100, 0).await.expect("rows");
+    let rows = store
+        .list_products(&cheap, Some(&cat), 100, 0)
+        .await
+        .expect("rows");
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|p| p.category == "books" && p.price_cents <= 1_000 && p.stock > 0));
-    assert!(rows.windows(2).all(|w| w[0].price_cents >= w[1].price_cents));
+    assert!(
+        rows.iter()
+            .all(|p| p.category == "books" && p.price_cents <= 1_000 && p.stock > 0)
+    );
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0].price_cents >= w[1].price_cents)
+    );
 }
 
 #[tokio::test]
@@ -249,4 +325,33 @@ async fn sqlite_seeds_100k_quickly() {
     eprintln!("seeded 100,000 products on SQLite in {took:.2?}");
     assert_eq!(report.total, 100_000);
     assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+#[tokio::test]
+async fn sqlite_concurrent_writes() {
+    let (db, _dir) = sqlite().await;
+    let store = Arc::new(Store::new(db));
+    product(&store, "FIRST", 1).await;
+    let tasks: Vec<_> = (0..101)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let body = ProductBody {
+                    sku: Some(format!("BULK-{i}")),
+                    name: Some("Bulk".into()),
+                    price: Some(serde_json::json!("1.00")),
+                    category: Some("test".into()),
+                    ..ProductBody::default()
+                };
+                store
+                    .create_product(body.validate(true).expect("valid"))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        if let Err(e) = t.await.expect("task") {
+            panic!("{e:?}");
+        }
+    }
 }

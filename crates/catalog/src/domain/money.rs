@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn refuses_bad_prices() {
-        assert_eq!(Money::parse_price("1.999"), Err(MoneyError::TooManyDecimals));
+        assert_eq!(
+            Money::parse_price("1.999"),
+            Err(MoneyError::TooManyDecimals)
+        );
         assert_eq!(Money::parse_price("0"), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse_price("-3.00"), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse_price("abc"), Err(MoneyError::NotANumber));
@@ -145,8 +148,17 @@ mod tests {
 
     #[test]
     fn accepts_json_numbers() {
-        assert_eq!(Money::from_json(&serde_json::json!(19.99)).map(Money::cents), Ok(1999));
-        assert_eq!(Money::from_json(&serde_json::json!(7)).map(Money::cents), Ok(700));
-        assert_eq!(Money::from_json(&serde_json::json!(true)), Err(MoneyError::NotANumber));
+        assert_eq!(
+            Money::from_json(&serde_json::json!(19.99)).map(Money::cents),
+            Ok(1999)
+        );
+        assert_eq!(
+            Money::from_json(&serde_json::json!(7)).map(Money::cents),
+            Ok(700)
+        );
+        assert_eq!(
+            Money::from_json(&serde_json::json!(true)),
+            Err(MoneyError::NotANumber)
+        );
     }
 }

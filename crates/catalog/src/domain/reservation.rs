@@ -54,7 +54,9 @@ impl ReserveBody {
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
                 errors.insert(
                     format!("items[{i}].quantity"),
-                    vec![format!("Ensure this value is between 1 and {MAX_QUANTITY}.")],
+                    vec![format!(
+                        "Ensure this value is between 1 and {MAX_QUANTITY}."
+                    )],
                 );
             }
             let id = line.product_id.trim();
@@ -70,7 +72,9 @@ impl ReserveBody {
         if merged.len() > MAX_LINES {
             errors.insert(
                 "items".into(),
-                vec![format!("Ensure this list has at most {MAX_LINES} products.")],
+                vec![format!(
+                    "Ensure this list has at most {MAX_LINES} products."
+                )],
             );
         }
         if !errors.is_empty() {
@@ -114,23 +118,41 @@ mod tests {
         let r = ReserveBody {
             order_id: "o1".into(),
             items: vec![
-                Line { product_id: "b".into(), quantity: 1 },
-                Line { product_id: "a".into(), quantity: 2 },
-                Line { product_id: "b".into(), quantity: 3 },
+                Line {
+                    product_id: "b".into(),
+                    quantity: 1,
+                },
+                Line {
+                    product_id: "a".into(),
+                    quantity: 2,
+                },
+                Line {
+                    product_id: "b".into(),
+                    quantity: 3,
+                },
             ],
         }
         .validate()
         .expect("valid");
         assert_eq!(r.lines.len(), 2);
-        assert_eq!((r.lines[0].product_id.as_str(), r.lines[0].quantity), ("a", 2));
-        assert_eq!((r.lines[1].product_id.as_str(), r.lines[1].quantity), ("b", 4));
+        assert_eq!(
+            (r.lines[0].product_id.as_str(), r.lines[0].quantity),
+            ("a", 2)
+        );
+        assert_eq!(
+            (r.lines[1].product_id.as_str(), r.lines[1].quantity),
+            ("b", 4)
+        );
     }
 
     #[test]
     fn refuses_bad_lines() {
         let e = ReserveBody {
             order_id: "".into(),
-            items: vec![Line { product_id: "a".into(), quantity: 0 }],
+            items: vec![Line {
+                product_id: "a".into(),
+                quantity: 0,
+            }],
         }
         .validate()
         .expect_err("invalid");

@@ -24,10 +24,7 @@ pub fn router() -> Router<AppState> {
 async fn list(State(state): State<AppState>, mut pr: PageRequest) -> Result<Response, Problem> {
     let count = state.store.count_categories().await?;
     pr.resolve(count)?;
-    let results = state
-        .store
-        .list_categories(pr.limit(), pr.offset())
-        .await?;
+    let results = state.store.list_categories(pr.limit(), pr.offset()).await?;
     Ok(Json(pr.page(count, results)).into_response())
 }
 

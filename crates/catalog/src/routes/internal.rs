@@ -90,7 +90,10 @@ async fn reserve(
     Ok(match outcome {
         Outcome::Reserved | Outcome::Committed => {
             state.written();
-            (StatusCode::OK, Json(json!({"order_id": order_id, "status": "reserved"})))
+            (
+                StatusCode::OK,
+                Json(json!({"order_id": order_id, "status": "reserved"})),
+            )
                 .into_response()
         }
         Outcome::Rejected { product_ids } => {

@@ -36,8 +36,7 @@ async fn list(
     if let Some(body) = state.cache.get(generation, &key).await {
         return Ok(json_bytes(body));
     }
-    let filter =
-        ProductFilter::parse(&query_map(url.query())).map_err(CatalogError::Invalid)?;
+    let filter = ProductFilter::parse(&query_map(url.query())).map_err(CatalogError::Invalid)?;
     let mut pr = PageRequest::from_url(url)?;
     let category_id = match filter.category.as_deref() {
         Some(slug) => Some(state.store.category_id(slug).await?.ok_or_else(|| {
@@ -75,7 +74,11 @@ async fn detail(
     if let Some(body) = state.cache.get(generation, &key).await {
         return Ok(json_bytes(body));
     }
-    let product = state.store.product(&id).await?.ok_or(CatalogError::NotFound)?;
+    let product = state
+        .store
+        .product(&id)
+        .await?
+        .ok_or(CatalogError::NotFound)?;
     let body = to_bytes(&product)?;
     state.cache.insert(generation, key, body.clone()).await;
     Ok(json_bytes(body))
@@ -113,7 +116,12 @@ async fn update(
     write(state, &id, body, false).await
 }
 
-async fn write(state: AppState, id: &str, body: ProductBody, full: bool) -> Result<Response, Problem> {
+async fn write(
+    state: AppState,
+    id: &str,
+    body: ProductBody,
+    full: bool,
+) -> Result<Response, Problem> {
     // A missing product is a 404 before any validation error, as in DRF.
     if state.store.product(id).await?.is_none() {
         return Err(CatalogError::NotFound.into());

@@ -6,7 +6,7 @@
 pub mod data;
 
 use bazaar_kit::Db;
-use bazaar_kit::db::format_rfc3339;
+use bazaar_kit::db::{Backend, format_rfc3339};
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments};
@@ -41,7 +41,10 @@ pub async fn seed_if_empty(db: &Db) -> Result<Option<SeedReport>, sqlx::Error> {
 /// Creates the demo categories (when missing) and adds generated products
 /// until the catalog holds at least `target`.
 pub async fn seed(db: &Db, target: u64) -> Result<SeedReport, sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool().begin().await?,
+    };
     let started = time::OffsetDateTime::now_utc();
     let mut categories = 0;
     let mut category_ids = Vec::with_capacity(data::CATEGORIES.len());
@@ -96,13 +99,15 @@ pub async fn seed(db: &Db, target: u64) -> Result<SeedReport, sqlx::Error> {
             }
             sql.push(')');
             let bind_err = |e| sqlx::Error::Encode(e);
-            args.add(uuid::Uuid::now_v7().to_string()).map_err(bind_err)?;
+            args.add(uuid::Uuid::now_v7().to_string())
+                .map_err(bind_err)?;
             args.add(p.sku).map_err(bind_err)?;
             args.add(p.name).map_err(bind_err)?;
             args.add(p.description).map_err(bind_err)?;
             args.add(p.price_cents).map_err(bind_err)?;
             args.add("USD".to_string()).map_err(bind_err)?;
-            args.add(category_ids[p.category].clone()).map_err(bind_err)?;
+            args.add(category_ids[p.category].clone())
+                .map_err(bind_err)?;
             args.add(p.stock).map_err(bind_err)?;
             args.add(at.clone()).map_err(bind_err)?;
             args.add(at).map_err(bind_err)?;

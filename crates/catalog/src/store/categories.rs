@@ -22,12 +22,13 @@ pub struct Category {
 impl Store {
     /// The id of the category with `slug`.
     pub async fn category_id(&self, slug: &str) -> Result<Option<String>, CatalogError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
-                .bind(slug)
-                .fetch_optional(self.db.pool())
-                .await?,
-        )
+        // fetch_all steps the statement to completion, so no read
+        // snapshot lingers on the pooled SQLite connection.
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
+            .bind(slug)
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(ids.into_iter().next())
     }
 
     /// How many categories exist.

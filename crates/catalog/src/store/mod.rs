@@ -8,9 +8,9 @@ pub mod reservations;
 
 use bazaar_kit::Db;
 use bazaar_kit::db::Backend;
-use sqlx::Any;
 use sqlx::any::AnyArguments;
 use sqlx::query::{QueryAs, QueryScalar};
+use sqlx::{Any, Transaction};
 
 pub use categories::Category;
 pub use products::Product;
@@ -34,6 +34,17 @@ impl Store {
 
     fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// Starts a transaction that will write. On SQLite it is `BEGIN
+    /// IMMEDIATE`: the write lock is taken up front, where the busy timeout
+    /// applies, so concurrent writers queue instead of failing with
+    /// "database is locked" when a statement upgrades a read lock.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend() {
+            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.db.pool().begin().await,
+        }
     }
 }
 

@@ -100,7 +100,11 @@ impl Store {
 
     /// The WHERE clause and binds of a filter; `category_id` is the
     /// already-resolved category.
-    fn where_clause(&self, filter: &ProductFilter, category_id: Option<&str>) -> (String, Vec<Arg>) {
+    fn where_clause(
+        &self,
+        filter: &ProductFilter,
+        category_id: Option<&str>,
+    ) -> (String, Vec<Arg>) {
         let mut clauses: Vec<String> = Vec::new();
         let mut args: Vec<Arg> = Vec::new();
         let next = |args: &mut Vec<Arg>, a: Arg| {
@@ -211,13 +215,18 @@ impl Store {
     #[tracing::instrument(skip(self, p))]
     pub async fn create_product(&self, p: ProductPatch) -> Result<Product, CatalogError> {
         let category = p.category.as_deref().unwrap_or_default();
-        let category_id = self.category_id(category).await?.ok_or_else(|| {
-            CatalogError::field("category", invalid_category(category))
-        })?;
+        let category_id = self
+            .category_id(category)
+            .await?
+            .ok_or_else(|| CatalogError::field("category", invalid_category(category)))?;
         let id = uuid::Uuid::now_v7().to_string();
-        let sku = p.sku.as_ref().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let sku = p
+            .sku
+            .as_ref()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         let now = now_rfc3339();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO products (id, sku, name, description, price_cents, currency, \
              category_id, stock, created_at, updated_at) \
@@ -243,12 +252,14 @@ impl Store {
     #[tracing::instrument(skip(self, p))]
     pub async fn update_product(&self, id: &str, p: ProductPatch) -> Result<Product, CatalogError> {
         let category_id = match p.category.as_deref() {
-            Some(slug) => Some(self.category_id(slug).await?.ok_or_else(|| {
-                CatalogError::field("category", invalid_category(slug))
-            })?),
+            Some(slug) => Some(
+                self.category_id(slug)
+                    .await?
+                    .ok_or_else(|| CatalogError::field("category", invalid_category(slug)))?,
+            ),
             None => None,
         };
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // The UPDATE comes first so SQLite takes its write lock at once.
         let done = sqlx::query(
             "UPDATE products SET sku = COALESCE($1, sku), name = COALESCE($2, name), \
@@ -283,7 +294,7 @@ impl Store {
     /// Deletes a product.
     #[tracing::instrument(skip(self))]
     pub async fn delete_product(&self, id: &str) -> Result<(), CatalogError> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sku: Option<String> =
             sqlx::query_scalar("DELETE FROM products WHERE id = $1 RETURNING sku")
                 .bind(id)

@@ -3,8 +3,8 @@
 //! in one transaction (all or nothing), and the reservation row, keyed by
 //! order id, is the first write of that transaction, so a retry (or a
 //! concurrent duplicate) finds the first outcome instead of reserving twice.
-//! Starting with a write also makes SQLite queue the transaction on its
-//! busy timeout rather than fail a read-to-write upgrade.
+//! On SQLite the transaction is `BEGIN IMMEDIATE` (see `Store::begin_write`),
+//! so writers queue on the busy timeout rather than fail a lock upgrade.
 
 use bazaar_kit::ServiceName;
 use bazaar_kit::db::now_rfc3339;
@@ -75,7 +75,7 @@ impl Store {
     pub async fn reserve(&self, r: &Reservation, ttl_ms: i64) -> Result<Outcome, CatalogError> {
         let now = now_rfc3339();
         let expires_at = outbox::now_millis() + ttl_ms;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query(
             "INSERT INTO reservations (order_id, status, expires_at, created_at, updated_at) \
              VALUES ($1, 'reserved', $2, $3, $3) ON CONFLICT (order_id) DO NOTHING",
@@ -129,7 +129,7 @@ impl Store {
         }
         // Undo every decrement, then record the rejection as the outcome.
         tx.rollback().await?;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let ids = serde_json::to_string(&short).unwrap_or_else(|_| "[]".into());
         let claimed = sqlx::query(
             "INSERT INTO reservations (order_id, status, reason, product_ids, expires_at, \
@@ -161,7 +161,7 @@ impl Store {
     /// Marks a reservation committed (the order is paid). Idempotent.
     #[tracing::instrument(skip(self))]
     pub async fn commit_reservation(&self, order_id: &str) -> Result<Outcome, CatalogError> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE reservations SET status = 'committed', updated_at = $1 \
              WHERE order_id = $2 AND status = 'reserved'",
@@ -201,7 +201,7 @@ impl Store {
             ReleaseKind::Requested => "('reserved', 'committed')",
             ReleaseKind::Expired => "('reserved')",
         };
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "UPDATE reservations SET status = 'released', reason = $1, updated_at = $2 \
              WHERE order_id = $3 AND status IN {statuses}"
@@ -235,14 +235,12 @@ impl Store {
             });
         }
         for line in &lines {
-            sqlx::query(
-                "UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3",
-            )
-            .bind(line.quantity)
-            .bind(&now)
-            .bind(&line.product_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE products SET stock = stock + $1, updated_at = $2 WHERE id = $3")
+                .bind(line.quantity)
+                .bind(&now)
+                .bind(&line.product_id)
+                .execute(&mut *tx)
+                .await?;
         }
         let data = StockEvent {
             order_id,
