@@ -127,13 +127,14 @@ impl ProductFilter {
                 }
             }
         }
-        if let (Some(lo), Some(hi)) = (filter.min_price, filter.max_price) {
-            if lo > hi && !errors.contains_key("min_price") {
-                errors.insert(
-                    "min_price".into(),
-                    vec!["Ensure min_price is not greater than max_price.".into()],
-                );
-            }
+        if let (Some(lo), Some(hi)) = (filter.min_price, filter.max_price)
+            && lo > hi
+            && !errors.contains_key("min_price")
+        {
+            errors.insert(
+                "min_price".into(),
+                vec!["Ensure min_price is not greater than max_price.".into()],
+            );
         }
         if errors.is_empty() {
             Ok(filter)

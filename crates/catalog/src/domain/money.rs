@@ -5,7 +5,7 @@ use std::fmt;
 
 /// Largest price accepted: 10 digits in total, as a DRF
 /// `DecimalField(max_digits=10, decimal_places=2)`.
-pub const MAX_CENTS: i64 = 99_999_999_99;
+pub const MAX_CENTS: i64 = 9_999_999_999;
 
 /// A non-negative amount of money in cents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -450,7 +450,7 @@ impl Rng {
 
 /// Product number `i` of the demo catalog.
 pub fn product(i: u64) -> DemoProduct {
-    let mut rng = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xB5A2_A2);
+    let mut rng = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x00B5_A2A2);
     let category = rng.below(CATEGORIES.len());
     let spec = &CATEGORIES[category];
     let brand = rng.pick(BRANDS);
