@@ -355,3 +355,56 @@ async fn sqlite_concurrent_writes() {
         }
     }
 }
+
+async fn outbox_types(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT event_type FROM outbox ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .expect("outbox")
+}
+
+#[tokio::test]
+async fn writes_publish_events_through_the_outbox() {
+    let (db, _dir) = sqlite().await;
+    let store = Store::new(db.clone());
+    let id = product(&store, "EVT-1", 2).await;
+    let patch = ProductBody {
+        stock: Some(5),
+        ..ProductBody::default()
+    }
+    .validate(false)
+    .expect("valid");
+    store.update_product(&id, patch).await.expect("update");
+    store
+        .reserve(&reservation("e1", &[(&id, 1)]), 60_000)
+        .await
+        .expect("reserve");
+    store
+        .reserve(&reservation("e2", &[(&id, 99)]), 60_000)
+        .await
+        .expect("reject");
+    store
+        .release_reservation("e1", ReleaseKind::Requested)
+        .await
+        .expect("release");
+    store.delete_product(&id).await.expect("delete");
+    assert_eq!(
+        outbox_types(&db).await,
+        [
+            "product.changed",
+            "product.changed",
+            "stock.reserved",
+            "stock.rejected",
+            "stock.released",
+            "product.changed"
+        ]
+    );
+    let data: String = sqlx::query_scalar("SELECT data FROM outbox ORDER BY seq LIMIT 1")
+        .fetch_one(db.pool())
+        .await
+        .expect("data");
+    let data: serde_json::Value = serde_json::from_str(&data).expect("json");
+    assert_eq!(data["product_id"], id.as_str());
+    assert_eq!(data["sku"], "EVT-1");
+    assert_eq!(data["change"], "created");
+}
