@@ -50,6 +50,12 @@ enum Command {
         #[command(subcommand)]
         command: bazaar::cmd_events::EventsCommand,
     },
+    /// Seed the demo catalog: grow it to at least N products.
+    Seed {
+        /// Products the catalog should hold.
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
+    },
 }
 
 fn parse_service(name: &str) -> anyhow::Result<ServiceName> {
@@ -108,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     bazaar_kit::telemetry::init(config.log_format, &config.log_level);
     match cli.command {
         Command::Up => {
+            bazaar::cmd_seed::demo_if_empty(&config).await?;
             let running = platform::start(config, &ServiceName::ALL).await?;
             print_banner(&running);
             run_until_signal(running).await?;
@@ -132,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
+        Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
         Command::Check => {}
     }
