@@ -88,7 +88,7 @@ impl Db {
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         let deadline = Instant::now() + wait;
         loop {
-            match Self::open(url, backend).await {
+            match Self::open(url, backend, max_connections).await {
                 Ok(db) => {
                     db.migrate(migrations).await?;
                     return Ok(db);
@@ -102,7 +102,7 @@ impl Db {
         }
     }
 
-    async fn open(url: &str, backend: Backend) -> Result<Db, sqlx::Error> {
+    async fn open(url: &str, backend: Backend, max_connections: u32) -> Result<Db, sqlx::Error> {
         if backend == Backend::Sqlite {
             let path = url
                 .trim_start_matches("sqlite://")
@@ -143,7 +143,7 @@ impl Db {
                     Ok(())
                 })
             }),
-            Backend::Postgres => options.max_connections(10),
+            Backend::Postgres => options.max_connections(max_connections.max(1)),
         };
         let pool = options.connect(url).await?;
         Ok(Db { pool, backend })
