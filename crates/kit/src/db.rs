@@ -84,6 +84,17 @@ impl Db {
         migrations: &Migrations,
         wait: Duration,
     ) -> Result<Db, DbError> {
+        Self::connect_with(url, migrations, wait, 10).await
+    }
+
+    /// [`Db::connect`] with at most `max_connections` pooled connections
+    /// (PostgreSQL; SQLite keeps its own small pool).
+    pub async fn connect_with(
+        url: &str,
+        migrations: &Migrations,
+        wait: Duration,
+        max_connections: u32,
+    ) -> Result<Db, DbError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         let deadline = Instant::now() + wait;
