@@ -448,6 +448,17 @@ impl Config {
     }
 }
 
+/// A URL with its password replaced by `***`, for logs and banners.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn random_secret() -> String {
     use rand::Rng as _;
     let bytes: [u8; 32] = rand::rng().random();
