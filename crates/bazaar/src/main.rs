@@ -134,7 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 platform::migrate(&config, name).await?;
                 println!(
                     "{name}: migrations applied ({})",
-                    redact(&config.database_url(name))
+                    bazaar_kit::config::redact_url(&config.database_url(name))
                 );
             }
         }
@@ -172,7 +172,7 @@ fn print_banner(running: &platform::Running) {
         if *name == ServiceName::Gateway {
             continue;
         }
-        let db = redact(&running.config.database_url(*name));
+        let db = bazaar_kit::config::redact_url(&running.config.database_url(*name));
         println!("  {:<14} http://{addr:<18} {db}", name.as_str());
     }
     println!("  broker         {}", running.config.broker_url.expose());
@@ -181,24 +181,13 @@ fn print_banner(running: &platform::Running) {
     println!();
 }
 
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 fn check(config: &Config) -> ExitCode {
     let problems = config.validate();
     if problems.is_empty() {
         println!("configuration OK");
         for name in ServiceName::ALL {
             let db = if name.has_database() {
-                redact(&config.database_url(name))
+                bazaar_kit::config::redact_url(&config.database_url(name))
             } else {
                 "-".into()
             };

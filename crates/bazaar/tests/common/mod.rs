@@ -108,6 +108,8 @@ pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
     let mut config = Config::default();
     config.data_dir = dir.to_path_buf();
     config.log_level = "warn".into();
+    // Many test platforms share one PostgreSQL (max_connections = 100).
+    config.db_max_connections = 4;
     for name in ServiceName::ALL {
         config.service_mut(name).listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     }
