@@ -198,7 +198,12 @@ impl TestPlatform {
             .send()
             .await
             .expect("register");
-        assert_eq!(r.status(), 201, "register {username}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            201,
+            "register {username}: {}",
+            r.text().await.unwrap_or_default()
+        );
         let user: serde_json::Value = r.json().await.expect("user body");
         let r = self.login(username, &password).await;
         assert_eq!(r.status(), 200, "login {username}");
@@ -216,11 +221,14 @@ impl TestPlatform {
     /// createsuperuser` does) and logs it in through the gateway.
     pub async fn staff_user(&self, username: &str) -> TestUser {
         let password = format!("Staff-{username}-Pass-42");
-        let db = bazaar_identity::admin::open(&self.config).await.expect("identity db");
+        let db = bazaar_identity::admin::open(&self.config)
+            .await
+            .expect("identity db");
         bazaar_identity::admin::create_superuser(
             &db,
             bazaar_identity::domain::Username::parse(username).expect("username"),
-            bazaar_identity::domain::Email::parse(&format!("{username}@example.com")).expect("email"),
+            bazaar_identity::domain::Email::parse(&format!("{username}@example.com"))
+                .expect("email"),
             Some(password.clone()),
         )
         .await

@@ -54,7 +54,7 @@ fn valid_user(user: &str) -> bool {
 }
 
 fn is_unicode_letter(c: char) -> bool {
-    c >= '\u{a1}' && c <= '\u{ffff}'
+    ('\u{a1}'..='\u{ffff}').contains(&c)
 }
 
 fn valid_label(label: &str) -> bool {

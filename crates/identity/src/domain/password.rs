@@ -91,11 +91,11 @@ fn quick_ratio(a: &str, b: &str) -> f64 {
     }
     let mut matches = 0usize;
     for c in a.chars() {
-        if let Some(n) = counts.get_mut(&c) {
-            if *n > 0 {
-                *n -= 1;
-                matches += 1;
-            }
+        if let Some(n) = counts.get_mut(&c)
+            && *n > 0
+        {
+            *n -= 1;
+            matches += 1;
         }
     }
     2.0 * matches as f64 / total as f64
@@ -162,9 +162,18 @@ mod tests {
             check("short1!", "alice", "a@example.com"),
             vec!["This password is too short. It must contain at least 8 characters."]
         );
-        assert!(check("password", "alice", "a@example.com").contains(&"This password is too common.".to_string()));
-        assert!(check("PassWord", "alice", "a@example.com").contains(&"This password is too common.".to_string()));
-        assert!(check("83749201938", "alice", "a@example.com").contains(&"This password is entirely numeric.".to_string()));
+        assert!(
+            check("password", "alice", "a@example.com")
+                .contains(&"This password is too common.".to_string())
+        );
+        assert!(
+            check("PassWord", "alice", "a@example.com")
+                .contains(&"This password is too common.".to_string())
+        );
+        assert!(
+            check("83749201938", "alice", "a@example.com")
+                .contains(&"This password is entirely numeric.".to_string())
+        );
         assert_eq!(
             check("alice_wonder", "alice_wonder", "x@example.com"),
             vec!["The password is too similar to the username."]

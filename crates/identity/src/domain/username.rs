@@ -26,9 +26,11 @@ impl Username {
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_'));
         if !ok {
-            return Err("Enter a valid username. This value may contain only letters, \
+            return Err(
+                "Enter a valid username. This value may contain only letters, \
                         numbers, and @/./+/-/_ characters."
-                .into());
+                    .into(),
+            );
         }
         Ok(Self(s.to_string()))
     }

@@ -80,10 +80,11 @@ async fn check_throttle(state: &AppState, keys: &[(&str, i64)]) -> Result<()> {
     let window = state.settings.login_window_secs;
     let mut wait = 0;
     for (key, limit) in keys {
-        if let Some((failures, start)) = store::throttle::get(state.db.pool(), key).await? {
-            if failures >= *limit && start + window > now {
-                wait = wait.max(start + window - now);
-            }
+        if let Some((failures, start)) = store::throttle::get(state.db.pool(), key).await?
+            && failures >= *limit
+            && start + window > now
+        {
+            wait = wait.max(start + window - now);
         }
     }
     if wait > 0 {
@@ -184,14 +185,15 @@ pub async fn refresh(
     Json(body): Json<RefreshBody>,
 ) -> Result<Response> {
     let now = epoch();
+    let hash = tokens::hash_refresh(&body.refresh);
     let mut tx = state.db.pool().begin().await?;
-    let row = store::refresh::by_hash(&mut tx, &tokens::hash_refresh(&body.refresh))
+    let fresh = store::refresh::mark_used(&mut tx, &hash, now).await?;
+    let row = store::refresh::by_hash(&mut tx, &hash)
         .await?
         .ok_or(IdentityError::TokenInvalid)?;
     if row.revoked_at.is_some() || row.expires_at <= now {
         return Err(IdentityError::TokenInvalid);
     }
-    let fresh = row.used_at.is_none() && store::refresh::mark_used(&mut tx, &row.id, now).await?;
     let user = store::users::by_id(&mut *tx, &row.user_id)
         .await?
         .filter(|u| u.is_active);

@@ -82,8 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .last()
+            .rfind(|v| !v.is_empty())
             .and_then(|v| v.parse::<IpAddr>().ok());
         let ip = forwarded.or_else(|| {
             parts
@@ -91,8 +90,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip())
         });
-        Ok(ClientIp(
-            ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
-        ))
+        Ok(ClientIp(ip.map_or_else(
+            || "unknown".to_string(),
+            |ip| ip.to_string(),
+        )))
     }
 }

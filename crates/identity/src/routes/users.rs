@@ -111,9 +111,10 @@ pub async fn list(
     let count = u64::try_from(count).unwrap_or_default();
     page.resolve(count)?;
     let rows = store::users::list(state.db.pool(), &search, page.limit(), page.offset()).await?;
-    Ok(Json(
-        page.page(count, rows.into_iter().map(UserOut::from).collect()),
-    ))
+    Ok(Json(page.page(
+        count,
+        rows.into_iter().map(UserOut::from).collect(),
+    )))
 }
 
 /// One user: yourself, or anyone when staff; otherwise 404.
@@ -133,4 +134,3 @@ pub async fn detail(
         .ok_or(IdentityError::NotFound)?;
     Ok(Json(row.into()))
 }
-

@@ -68,7 +68,9 @@ pub async fn active(conn: &mut AnyConnection) -> Result<Option<KeyRow>, sqlx::Er
         "SELECT {COLUMNS} FROM signing_keys WHERE activated_at IS NOT NULL AND retired_at IS NULL \
          ORDER BY activated_at DESC, kid DESC LIMIT 1"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -79,18 +81,26 @@ pub async fn next(conn: &mut AnyConnection) -> Result<Option<KeyRow>, sqlx::Erro
         "SELECT {COLUMNS} FROM signing_keys WHERE activated_at IS NULL AND retired_at IS NULL \
          ORDER BY created_at, kid LIMIT 1"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Keys to publish: all but those retired before `retired_after`.
 #[tracing::instrument(skip(conn))]
-pub async fn published(conn: &mut AnyConnection, retired_after: i64) -> Result<Vec<KeyRow>, sqlx::Error> {
+pub async fn published(
+    conn: &mut AnyConnection,
+    retired_after: i64,
+) -> Result<Vec<KeyRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
          ORDER BY created_at, kid"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(retired_after).fetch_all(conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(retired_after)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -54,7 +54,10 @@ pub async fn insert(conn: &mut AnyConnection, new: &NewRefresh<'_>) -> Result<()
 
 /// The token with this hash.
 #[tracing::instrument(skip_all)]
-pub async fn by_hash(conn: &mut AnyConnection, hash: &str) -> Result<Option<RefreshRow>, sqlx::Error> {
+pub async fn by_hash(
+    conn: &mut AnyConnection,
+    hash: &str,
+) -> Result<Option<RefreshRow>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT id, family_id, user_id, expires_at, used_at, revoked_at \
          FROM refresh_tokens WHERE token_hash = $1",
@@ -75,15 +78,20 @@ pub async fn by_hash(conn: &mut AnyConnection, hash: &str) -> Result<Option<Refr
     .transpose()
 }
 
-/// Marks a token used; false when it already was (a concurrent reuse).
-#[tracing::instrument(skip(conn))]
-pub async fn mark_used(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
+/// Marks a live token used; false when it is unknown, expired, revoked or
+/// already used. A write first, so SQLite takes its write lock up front.
+#[tracing::instrument(skip_all)]
+pub async fn mark_used(
+    conn: &mut AnyConnection,
+    hash: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $1 \
-         WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
+         AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
     )
     .bind(now)
-    .bind(id)
+    .bind(hash)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -91,7 +99,11 @@ pub async fn mark_used(conn: &mut AnyConnection, id: &str, now: i64) -> Result<b
 
 /// Revokes every live token of a family.
 #[tracing::instrument(skip(conn))]
-pub async fn revoke_family(conn: &mut AnyConnection, family: &str, now: i64) -> Result<u64, sqlx::Error> {
+pub async fn revoke_family(
+    conn: &mut AnyConnection,
+    family: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
     )
@@ -104,7 +116,11 @@ pub async fn revoke_family(conn: &mut AnyConnection, family: &str, now: i64) -> 
 
 /// Revokes every live token of a user (password change).
 #[tracing::instrument(skip(conn))]
-pub async fn revoke_user(conn: &mut AnyConnection, user_id: &str, now: i64) -> Result<u64, sqlx::Error> {
+pub async fn revoke_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
     )

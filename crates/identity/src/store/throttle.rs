@@ -6,10 +6,11 @@ use sqlx::{AnyPool, Row};
 /// Failures recorded for `key` and when its window started.
 #[tracing::instrument(skip(pool))]
 pub async fn get(pool: &AnyPool, key: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let row = sqlx::query("SELECT failures, window_start FROM login_throttle WHERE throttle_key = $1")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
+    let row =
+        sqlx::query("SELECT failures, window_start FROM login_throttle WHERE throttle_key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
     row.map(|r| Ok((r.try_get("failures")?, r.try_get("window_start")?)))
         .transpose()
 }

@@ -98,11 +98,13 @@ pub async fn taken(
     username_ci: &str,
     email_ci: &str,
 ) -> Result<(bool, bool), sqlx::Error> {
-    let rows = sqlx::query("SELECT username_ci, email_ci FROM users WHERE username_ci = $1 OR email_ci = $2")
-        .bind(username_ci)
-        .bind(email_ci)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT username_ci, email_ci FROM users WHERE username_ci = $1 OR email_ci = $2",
+    )
+    .bind(username_ci)
+    .bind(email_ci)
+    .fetch_all(pool)
+    .await?;
     let mut result = (false, false);
     for row in rows {
         result.0 |= row.try_get::<String, _>("username_ci")? == username_ci;
@@ -113,9 +115,15 @@ pub async fn taken(
 
 /// A user by folded username.
 #[tracing::instrument(skip(pool))]
-pub async fn by_username(pool: &AnyPool, username_ci: &str) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn by_username(
+    pool: &AnyPool,
+    username_ci: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE username_ci = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(username_ci).fetch_optional(pool).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(username_ci)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -126,7 +134,10 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(ex).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -149,7 +160,11 @@ pub async fn set_email(
 
 /// Changes a user's password hash.
 #[tracing::instrument(skip(conn, hash))]
-pub async fn set_password(conn: &mut AnyConnection, id: &str, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(id)
