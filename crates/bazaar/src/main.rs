@@ -52,6 +52,17 @@ enum Command {
     Createsuperuser(cmd_createsuperuser::Args),
     /// Manage identity's token signing keys (`keys rotate`).
     Keys(cmd_keys::Args),
+    /// Inspect and replay dead-lettered events.
+    Events {
+        #[command(subcommand)]
+        command: bazaar::cmd_events::EventsCommand,
+    },
+    /// Seed the demo catalog: grow it to at least N products.
+    Seed {
+        /// Products the catalog should hold.
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
+    },
 }
 
 fn parse_service(name: &str) -> anyhow::Result<ServiceName> {
@@ -110,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     bazaar_kit::telemetry::init(config.log_format, &config.log_level);
     match cli.command {
         Command::Up => {
+            bazaar::cmd_seed::demo_if_empty(&config).await?;
             let running = platform::start(config, &ServiceName::ALL).await?;
             print_banner(&running);
             run_until_signal(running).await?;
@@ -135,6 +147,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Createsuperuser(args) => return cmd_createsuperuser::run(&config, args).await,
         Command::Keys(args) => return cmd_keys::run(&config, args).await,
+        Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
+        Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
         Command::Check => {}
     }
