@@ -52,6 +52,8 @@ enum Command {
     Createsuperuser(cmd_createsuperuser::Args),
     /// Manage identity's token signing keys (`keys rotate`).
     Keys(cmd_keys::Args),
+    /// Replay shopper journeys against a platform and report its performance.
+    Bench(bazaar::bench::Args),
     /// Inspect and replay dead-lettered events.
     Events {
         #[command(subcommand)]
@@ -147,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Createsuperuser(args) => return cmd_createsuperuser::run(&config, args).await,
         Command::Keys(args) => return cmd_keys::run(&config, args).await,
+        Command::Bench(args) => return bazaar::bench::run(args).await,
         Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
         Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
