@@ -90,7 +90,7 @@ async fn browse(w: &World, start: Instant) -> Result<(), String> {
         let p = &w.products[rng.random_range(0..w.products.len())];
         let words = ["Lamp", "Kettle", "Chair", "Mug", "Backpack"];
         (
-            rng.random_range(1..=2),
+            rng.random_range(1..=w.pages),
             p.id.clone(),
             words[rng.random_range(0..words.len())],
         )

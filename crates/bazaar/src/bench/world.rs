@@ -52,6 +52,8 @@ pub struct World {
     pub category: String,
     /// The bench's products.
     pub products: Vec<Product>,
+    /// Pages of 10 the product list has (browsing stays within them).
+    pub pages: u64,
     /// The shopper pool.
     pub shoppers: Vec<Shopper>,
     /// Staff access token.
@@ -252,12 +254,21 @@ pub async fn prepare(
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    let listed = send(
+        http.get(format!("{base}/api/v1/products/?page_size=10")),
+        StatusCode::OK,
+        true,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("listing products: HTTP {e}"))?;
+    let pages = listed["count"].as_u64().unwrap_or(0).div_ceil(10).clamp(1, 5);
     Ok(World {
         http,
         base,
         tag,
         category,
         products: made,
+        pages,
         shoppers,
         staff: Mutex::new(staff_token),
         staff_login,
@@ -337,6 +348,7 @@ impl World {
             tag: String::new(),
             category: String::new(),
             products: Vec::new(),
+            pages: 1,
             shoppers: Vec::new(),
             staff: Mutex::new(String::new()),
             staff_login: None,
