@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bazaar::platform;
+
+mod cmd_createsuperuser;
+mod cmd_keys;
 use bazaar_kit::config::LogFormat;
 use bazaar_kit::{Config, ServiceName};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +48,10 @@ enum Command {
     },
     /// Validate the configuration and say exactly what is wrong.
     Check,
+    /// Create a staff superuser (prompts, or --noinput with BAZAAR_SUPERUSER_PASSWORD).
+    Createsuperuser(cmd_createsuperuser::Args),
+    /// Manage identity's token signing keys (`keys rotate`).
+    Keys(cmd_keys::Args),
     /// Inspect and replay dead-lettered events.
     Events {
         #[command(subcommand)]
@@ -138,6 +145,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Createsuperuser(args) => return cmd_createsuperuser::run(&config, args).await,
+        Command::Keys(args) => return cmd_keys::run(&config, args).await,
         Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
         Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.

@@ -211,6 +211,106 @@ impl TestPlatform {
     }
 }
 
+/// A registered, logged-in user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// User id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+}
+
+impl TestPlatform {
+    /// Logs `username` in; returns the token response body.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/auth/token/"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// Registers `username` (email `<username>@example.com`) and logs in.
+    pub async fn register_and_login(&self, username: &str) -> TestUser {
+        let password = format!("Sturdy-{username}-Pass-42");
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/register/"))
+            .json(&serde_json::json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": password,
+            }))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(
+            r.status(),
+            201,
+            "register {username}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let user: serde_json::Value = r.json().await.expect("user body");
+        let r = self.login(username, &password).await;
+        assert_eq!(r.status(), 200, "login {username}");
+        let tokens: serde_json::Value = r.json().await.expect("token body");
+        TestUser {
+            id: user["id"].as_str().expect("id").to_string(),
+            username: username.to_string(),
+            password,
+            access: tokens["access"].as_str().expect("access").to_string(),
+            refresh: tokens["refresh"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// Creates a staff user straight in identity's database (what `bazaar
+    /// createsuperuser` does) and logs it in through the gateway.
+    pub async fn staff_user(&self, username: &str) -> TestUser {
+        let password = format!("Staff-{username}-Pass-42");
+        let db = bazaar_identity::admin::open(&self.config)
+            .await
+            .expect("identity db");
+        bazaar_identity::admin::create_superuser(
+            &db,
+            bazaar_identity::domain::Username::parse(username).expect("username"),
+            bazaar_identity::domain::Email::parse(&format!("{username}@example.com"))
+                .expect("email"),
+            Some(password.clone()),
+        )
+        .await
+        .expect("superuser");
+        db.close().await;
+        let r = self.login(username, &password).await;
+        assert_eq!(r.status(), 200, "staff login");
+        let tokens: serde_json::Value = r.json().await.expect("token body");
+        let access = tokens["access"].as_str().expect("access").to_string();
+        let me: serde_json::Value = self
+            .http
+            .get(self.url("/api/v1/users/me/"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("me body");
+        TestUser {
+            id: me["id"].as_str().expect("id").to_string(),
+            username: username.to_string(),
+            password,
+            access,
+            refresh: tokens["refresh"].as_str().expect("refresh").to_string(),
+        }
+    }
+}
+
 /// Starts the platform on `config` in `dir` — pass the same pair again
 /// after [`TestPlatform::stop_keep`] to restart on the same data (same
 /// SQLite files, same PostgreSQL databases).
