@@ -39,7 +39,11 @@ fn assert_clean(r: &bazaar::bench::Report) {
     assert!(r.total_requests > 0, "no requests made");
     assert_eq!(r.total_errors, 0, "errors: {:#?}", r.requests);
     for j in &r.journeys {
-        assert_eq!(j.error_count, 0, "journey {} failed: {:?}", j.name, j.errors);
+        assert_eq!(
+            j.error_count, 0,
+            "journey {} failed: {:?}",
+            j.name, j.errors
+        );
     }
 }
 
@@ -52,25 +56,41 @@ async fn mixed_and_checkout(store: Store) {
     let r = bench(mixed).await.expect("mixed run");
     assert_clean(&r);
     let names: Vec<&str> = r.requests.iter().map(|k| k.name.as_str()).collect();
-    for kind in ["browse.list", "browse.category", "browse.search", "browse.detail"] {
+    for kind in [
+        "browse.list",
+        "browse.category",
+        "browse.search",
+        "browse.detail",
+    ] {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
     }
     let platform = r.platform.as_ref().expect("resources measured");
-    assert!(platform.rss_peak_mib > 1.0 && platform.cpu_secs > 0.0, "{platform:?}");
+    assert!(
+        platform.rss_peak_mib > 1.0 && platform.cpu_secs > 0.0,
+        "{platform:?}"
+    );
     if let Some(v) = &r.verification {
         assert!(v.problems.is_empty(), "{:?}", v.problems);
     }
     if store == Store::Sqlite {
         let hello = r.hello.as_ref().expect("hello-world comparison");
-        assert!(hello.row.count > 0 && hello.row.error_count == 0, "{hello:?}");
+        assert!(
+            hello.row.count > 0 && hello.row.error_count == 0,
+            "{hello:?}"
+        );
         assert!(hello.browse_ratio > 0.0);
     }
 
     // Checkout only, open loop: orders placed, confirmed and declined, all
     // verified afterwards.
-    let r = bench(options(spawn_options(store), Scenario::Checkout, Mode::Open(15.0), 3))
-        .await
-        .expect("checkout run");
+    let r = bench(options(
+        spawn_options(store),
+        Scenario::Checkout,
+        Mode::Open(15.0),
+        3,
+    ))
+    .await
+    .expect("checkout run");
     assert_clean(&r);
     let c = r.checkout.as_ref().expect("orders placed");
     assert!(c.placed >= 20, "only {} orders in 3 s at 15/s", c.placed);

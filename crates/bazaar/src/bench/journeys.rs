@@ -79,9 +79,15 @@ pub async fn run(world: &World, scenario: Scenario, start: Instant) {
 }
 
 async fn hello(w: &World, start: Instant) -> Result<(), String> {
-    w.call("hello", start, w.http.get(w.url("/")), StatusCode::OK, false)
-        .await
-        .map(drop)
+    w.call(
+        "hello",
+        start,
+        w.http.get(w.url("/")),
+        StatusCode::OK,
+        false,
+    )
+    .await
+    .map(drop)
 }
 
 async fn browse(w: &World, start: Instant) -> Result<(), String> {
@@ -103,15 +109,33 @@ async fn browse(w: &World, start: Instant) -> Result<(), String> {
         "/api/v1/products/?category={}&ordering=price",
         w.category
     ));
-    w.call("browse.category", Instant::now(), w.http.get(cat), ok, false)
-        .await?;
+    w.call(
+        "browse.category",
+        Instant::now(),
+        w.http.get(cat),
+        ok,
+        false,
+    )
+    .await?;
     let search = w.url(&format!("/api/v1/products/?search={word}&page_size=10"));
-    w.call("browse.search", Instant::now(), w.http.get(search), ok, false)
-        .await?;
+    w.call(
+        "browse.search",
+        Instant::now(),
+        w.http.get(search),
+        ok,
+        false,
+    )
+    .await?;
     let detail = w.url(&format!("/api/v1/products/{product}/"));
-    w.call("browse.detail", Instant::now(), w.http.get(detail), ok, false)
-        .await
-        .map(drop)
+    w.call(
+        "browse.detail",
+        Instant::now(),
+        w.http.get(detail),
+        ok,
+        false,
+    )
+    .await
+    .map(drop)
 }
 
 async fn auth(w: &World, start: Instant) -> Result<(), String> {
@@ -135,9 +159,15 @@ async fn auth(w: &World, start: Instant) -> Result<(), String> {
         .http
         .post(w.url("/api/v1/auth/token/refresh/"))
         .json(&json!({"refresh": tokens["refresh"]}));
-    w.call("auth.refresh", Instant::now(), refresh, StatusCode::OK, true)
-        .await
-        .map(drop)
+    w.call(
+        "auth.refresh",
+        Instant::now(),
+        refresh,
+        StatusCode::OK,
+        true,
+    )
+    .await
+    .map(drop)
 }
 
 fn order_body(w: &World) -> (Vec<(String, i64)>, Expect) {
@@ -257,7 +287,9 @@ fn check(w: &World, placed: &Placed, o: &Value) -> Option<String> {
         let pid = l["product_id"].as_str().unwrap_or_default();
         let price = w.products.iter().find(|p| p.id == pid).map(|p| p.cents);
         if price != Some(unit) {
-            return Some(format!("{id}: unit price {unit} cents for {pid}, catalog has {price:?}"));
+            return Some(format!(
+                "{id}: unit price {unit} cents for {pid}, catalog has {price:?}"
+            ));
         }
         seen.insert(pid.to_string(), q);
         sum += line;

@@ -155,7 +155,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let opts = Options {
         target: args.target,
-        spawn: args.spawn.then(|| SpawnOptions {
+        spawn: args.spawn.then_some(SpawnOptions {
             database_url: args.database_url,
             broker_url: args.broker_url,
             in_process: args.in_process,
@@ -218,6 +218,16 @@ pub async fn bench(opts: Options) -> anyhow::Result<Report> {
     let spawned = spawn::start(spawn_opts).await?;
     let staff = Staff::Login(spawned.staff.0.clone(), spawned.staff.1.clone());
     let result = measure(&opts, &spawned.base, staff, Some(&spawned)).await;
+    let failed = result.as_ref().map_or(true, |r| {
+        r.total_errors > 0
+            || r.verification
+                .as_ref()
+                .is_some_and(|v| !v.problems.is_empty())
+    });
+    let tail = spawned.log_tail(30);
+    if failed && !tail.is_empty() {
+        eprintln!("platform log (last lines):\n{tail}");
+    }
     spawned.stop().await;
     let mut report = result?;
     if opts.hello {

@@ -33,8 +33,11 @@ impl Default for Series {
 
 impl Series {
     fn record(&mut self, latency: Duration, outcome: Result<(), &str>) {
-        self.hist
-            .saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1));
+        self.hist.saturating_record(
+            u64::try_from(latency.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
         if let Err(e) = outcome {
             *self.errors.entry(e.to_string()).or_insert(0) += 1;
         }
@@ -150,16 +153,8 @@ impl Stats {
     pub fn report(&self, scenario: &str, mode: &str, elapsed: Duration) -> Report {
         let inner = self.lock();
         let secs = elapsed.as_secs_f64();
-        let requests: Vec<Row> = inner
-            .requests
-            .iter()
-            .map(|(k, s)| s.row(k, secs))
-            .collect();
-        let journeys = inner
-            .journeys
-            .iter()
-            .map(|(k, s)| s.row(k, secs))
-            .collect();
+        let requests: Vec<Row> = inner.requests.iter().map(|(k, s)| s.row(k, secs)).collect();
+        let journeys = inner.journeys.iter().map(|(k, s)| s.row(k, secs)).collect();
         let total_requests: u64 = requests.iter().map(|r| r.count).sum();
         let total_errors: u64 = requests.iter().map(|r| r.error_count).sum();
         let checkout = (!inner.placed.is_empty()).then(|| Checkout {
@@ -406,7 +401,15 @@ fn table(what: &str, rows: &[Row]) {
             .join(" ");
         println!(
             "{:<18} {:>8} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.1}  {errors}",
-            r.name, r.count, r.error_count, r.per_sec, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms
+            r.name,
+            r.count,
+            r.error_count,
+            r.per_sec,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms
         );
     }
 }

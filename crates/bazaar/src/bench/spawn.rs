@@ -134,12 +134,9 @@ pub async fn start(opts: &SpawnOptions) -> anyhow::Result<Spawned> {
         _dir: dir,
     };
     if let Err(e) = spawned.wait_ready().await {
-        let log = std::fs::read_to_string(spawned._dir.path().join("platform.log"))
-            .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let tail = spawned.log_tail(20);
         spawned.stop().await;
-        return Err(e.context(format!("platform log:\n{}", tail.join("\n"))));
+        return Err(e.context(format!("platform log:\n{tail}")));
     }
     create_staff(&config, &spawned.staff).await?;
     Ok(spawned)
@@ -147,7 +144,10 @@ pub async fn start(opts: &SpawnOptions) -> anyhow::Result<Spawned> {
 
 /// Creates the staff user directly in identity's database, as `bazaar
 /// createsuperuser --noinput` does.
-async fn create_staff(config: &Config, (username, password): &(String, String)) -> anyhow::Result<()> {
+async fn create_staff(
+    config: &Config,
+    (username, password): &(String, String),
+) -> anyhow::Result<()> {
     use bazaar_identity::admin;
     let db = admin::open(config).await?;
     let result = async {
@@ -192,6 +192,14 @@ impl Spawned {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The last `n` lines of a child platform's log (warnings and errors).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log =
+            std::fs::read_to_string(self._dir.path().join("platform.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Stops the platform (a child is killed).
@@ -264,7 +272,12 @@ impl HelloServer {
         let base = format!("http://{addr}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !http.get(&base).send().await.is_ok_and(|r| r.status().is_success()) {
+        while !http
+            .get(&base)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             if Instant::now() > deadline {
                 anyhow::bail!("the hello-world server did not answer");
             }

@@ -57,7 +57,7 @@ pub struct World {
     /// The shopper pool.
     pub shoppers: Vec<Shopper>,
     /// Staff access token.
-    pub staff: Mutex<String>,
+    pub staff: Mutex<(String, Instant)>,
     /// Staff credentials, when known (to log in again).
     pub staff_login: Option<(String, String)>,
     /// Counter for unique usernames (auth journeys).
@@ -108,8 +108,11 @@ impl World {
         parse: bool,
     ) -> Outcome {
         let out = send(req, expect, parse).await;
-        self.stats
-            .request(kind, start.elapsed(), out.as_ref().map(|_| ()).map_err(String::as_str));
+        self.stats.request(
+            kind,
+            start.elapsed(),
+            out.as_ref().map(|_| ()).map_err(String::as_str),
+        );
         out
     }
 
@@ -140,10 +143,14 @@ impl World {
     /// The staff token (logging in again when credentials are known).
     pub async fn staff_token(&self, relogin: bool) -> anyhow::Result<String> {
         let mut t = self.staff.lock().await;
-        if relogin && let Some((u, p)) = &self.staff_login {
-            *t = login(&self.http, &self.base, u, p).await?.0;
+        if relogin
+            && t.1.elapsed() > TOKEN_MAX_AGE
+            && let Some((u, p)) = &self.staff_login
+        {
+            t.0 = login(&self.http, &self.base, u, p).await?.0;
+            t.1 = Instant::now();
         }
-        Ok(t.clone())
+        Ok(t.0.clone())
     }
 }
 
@@ -227,7 +234,9 @@ pub async fn prepare(
     };
     let category = format!("bench-{tag}");
     let made = if staff_token.is_empty() {
-        anyhow::bail!("the bench needs staff rights to create its products: --staff-token, --staff-username/--staff-password, or --spawn");
+        anyhow::bail!(
+            "the bench needs staff rights to create its products: --staff-token, --staff-username/--staff-password, or --spawn"
+        );
     } else {
         make_products(&http, &base, &staff_token, &tag, &category, products).await?
     };
@@ -261,7 +270,11 @@ pub async fn prepare(
     )
     .await
     .map_err(|e| anyhow::anyhow!("listing products: HTTP {e}"))?;
-    let pages = listed["count"].as_u64().unwrap_or(0).div_ceil(10).clamp(1, 5);
+    let pages = listed["count"]
+        .as_u64()
+        .unwrap_or(0)
+        .div_ceil(10)
+        .clamp(1, 5);
     Ok(World {
         http,
         base,
@@ -270,7 +283,7 @@ pub async fn prepare(
         products: made,
         pages,
         shoppers,
-        staff: Mutex::new(staff_token),
+        staff: Mutex::new((staff_token, Instant::now())),
         staff_login,
         counter: AtomicU64::new(0),
         stats,
@@ -280,11 +293,12 @@ pub async fn prepare(
 /// Registers `username` with [`PASSWORD`].
 pub async fn register(http: &reqwest::Client, base: &str, username: &str) -> Outcome {
     send(
-        http.post(format!("{base}/api/v1/auth/register/")).json(&json!({
-            "username": username,
-            "email": format!("{username}@bench.example.com"),
-            "password": PASSWORD,
-        })),
+        http.post(format!("{base}/api/v1/auth/register/"))
+            .json(&json!({
+                "username": username,
+                "email": format!("{username}@bench.example.com"),
+                "password": PASSWORD,
+            })),
         StatusCode::CREATED,
         false,
     )
@@ -350,7 +364,7 @@ impl World {
             products: Vec::new(),
             pages: 1,
             shoppers: Vec::new(),
-            staff: Mutex::new(String::new()),
+            staff: Mutex::new((String::new(), Instant::now())),
             staff_login: None,
             counter: AtomicU64::new(0),
             stats,
