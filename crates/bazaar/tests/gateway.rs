@@ -80,7 +80,11 @@ impl Gateway {
     }
 
     async fn metrics(&self) -> String {
-        self.get("/metrics", None).await.text().await.expect("metrics")
+        self.get("/metrics", None)
+            .await
+            .text()
+            .await
+            .expect("metrics")
     }
 
     async fn stop(mut self) {
@@ -127,13 +131,20 @@ async fn assert_problem(r: reqwest::Response, status: StatusCode) -> serde_json:
 #[tokio::test]
 async fn routes_forward_edge_headers_and_hide_internal() {
     let extra = upstream::start("reviews", any_port()).await;
-    let toml = format!("[gateway.routes]\n\"/api/v1/reviews/\" = \"{}\"\n", extra.url());
+    let toml = format!(
+        "[gateway.routes]\n\"/api/v1/reviews/\" = \"{}\"\n",
+        extra.url()
+    );
     let up = upstream::start("catalog", any_port()).await;
     let others = upstream::start("other", any_port()).await;
     let urls: Vec<_> = SERVICES
         .iter()
         .map(|s| {
-            let url = if *s == ServiceName::Catalog { up.url() } else { others.url() };
+            let url = if *s == ServiceName::Catalog {
+                up.url()
+            } else {
+                others.url()
+            };
             (*s, url)
         })
         .collect();
@@ -156,9 +167,16 @@ async fn routes_forward_edge_headers_and_hide_internal() {
     assert_eq!(body["path"], "/api/v1/products/?page=2");
     assert_eq!(body["x_forwarded_for"], "127.0.0.1");
     assert_eq!(body["x_forwarded_proto"], "http");
-    assert!(body["x_forwarded_host"].as_str().is_some_and(|h| h.starts_with("127.0.0.1:")));
+    assert!(
+        body["x_forwarded_host"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("127.0.0.1:"))
+    );
     assert_eq!(body["x_request_id"], "rid-gw-1");
-    assert!(body["x_hop"].is_null(), "headers named by Connection are hop-by-hop");
+    assert!(
+        body["x_hop"].is_null(),
+        "headers named by Connection are hop-by-hop"
+    );
     let tp = body["traceparent"].as_str().expect("traceparent started");
     assert_eq!(tp.split('-').count(), 4, "{tp}");
 
@@ -178,11 +196,21 @@ async fn routes_forward_edge_headers_and_hide_internal() {
 
     // Protected routes reach their own service with a token.
     let t = token("user-1");
-    let body: serde_json::Value = gw.get("/api/v1/orders/", Some(&t)).await.json().await.expect("json");
+    let body: serde_json::Value = gw
+        .get("/api/v1/orders/", Some(&t))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body["upstream"], "other");
     assert_eq!(body["authorization"], true, "the token is passed on");
     // Configured extra route.
-    let body: serde_json::Value = gw.get("/api/v1/reviews/1/", Some(&t)).await.json().await.expect("json");
+    let body: serde_json::Value = gw
+        .get("/api/v1/reviews/1/", Some(&t))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body["upstream"], "reviews");
 
     let before = up.hits() + others.hits();
@@ -198,9 +226,18 @@ async fn routes_forward_edge_headers_and_hide_internal() {
         let r = gw.get(path, Some(&t)).await;
         assert_problem(r, StatusCode::NOT_FOUND).await;
     }
-    let r = gw.http.post(gw.url("/internal/reservations")).send().await.expect("post");
+    let r = gw
+        .http
+        .post(gw.url("/internal/reservations"))
+        .send()
+        .await
+        .expect("post");
     assert_problem(r, StatusCode::NOT_FOUND).await;
-    assert_eq!(up.hits() + others.hits(), before, "nothing reached an upstream");
+    assert_eq!(
+        up.hits() + others.hits(),
+        before,
+        "nothing reached an upstream"
+    );
     gw.stop().await;
 }
 
@@ -210,25 +247,55 @@ async fn protected_routes_need_a_valid_token_before_forwarding() {
     for (path, bearer) in [
         ("/api/v1/orders/", None),
         ("/api/v1/users/me/", Some("not-a-jwt")),
-        ("/api/v1/payments/?order_id=x", Some("eyJhbGciOiJIUzI1NiJ9.e30.x")),
+        (
+            "/api/v1/payments/?order_id=x",
+            Some("eyJhbGciOiJIUzI1NiJ9.e30.x"),
+        ),
         ("/api/v1/notifications/", Some("")),
     ] {
         let r = gw.get(path, bearer).await;
         assert_eq!(r.headers()["www-authenticate"], "Bearer", "{path}");
         assert_problem(r, StatusCode::UNAUTHORIZED).await;
     }
-    let r = gw.http.post(gw.url("/api/v1/products/")).send().await.expect("post");
+    let r = gw
+        .http
+        .post(gw.url("/api/v1/products/"))
+        .send()
+        .await
+        .expect("post");
     assert_problem(r, StatusCode::UNAUTHORIZED).await;
     assert_eq!(up.hits(), 0, "refused requests are not forwarded");
 
     // Public routes pass without a token.
-    for path in ["/api/v1/auth/register/", "/api/v1/auth/token/", "/api/v1/auth/token/refresh", "/api/v1/auth/logout/"] {
-        let r = gw.http.post(gw.url(path)).json(&serde_json::json!({})).send().await.expect("post");
+    for path in [
+        "/api/v1/auth/register/",
+        "/api/v1/auth/token/",
+        "/api/v1/auth/token/refresh",
+        "/api/v1/auth/logout/",
+    ] {
+        let r = gw
+            .http
+            .post(gw.url(path))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
-    assert_eq!(gw.get("/api/v1/products/", None).await.status(), StatusCode::OK);
-    assert_eq!(gw.get("/.well-known/jwks.json", None).await.status(), StatusCode::OK);
-    assert_eq!(gw.get("/api/v1/users/me/", Some(&token("u"))).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get("/api/v1/products/", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get("/.well-known/jwks.json", None).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        gw.get("/api/v1/users/me/", Some(&token("u")))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     gw.stop().await;
 }
 
@@ -237,24 +304,49 @@ async fn rate_limits_per_ip_group_and_per_user() {
     let toml = "auth_limit = { rps = 0.01, burst = 3 }\nuser_limit = { rps = 0.01, burst = 2 }\n";
     let (_up, gw) = single(toml).await;
     for _ in 0..3 {
-        let r = gw.http.post(gw.url("/api/v1/auth/token/")).send().await.expect("token");
+        let r = gw
+            .http
+            .post(gw.url("/api/v1/auth/token/"))
+            .send()
+            .await
+            .expect("token");
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let r = gw.http.post(gw.url("/api/v1/auth/token/")).send().await.expect("token");
-    let retry: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("secs");
+    let r = gw
+        .http
+        .post(gw.url("/api/v1/auth/token/"))
+        .send()
+        .await
+        .expect("token");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
     assert!(retry >= 1, "{retry}");
     assert_problem(r, StatusCode::TOO_MANY_REQUESTS).await;
     // Other groups have their own (generous) budget.
-    assert_eq!(gw.get("/api/v1/products/", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get("/api/v1/products/", None).await.status(),
+        StatusCode::OK
+    );
 
     let alice = token("alice");
     for _ in 0..2 {
-        assert_eq!(gw.get("/api/v1/orders/", Some(&alice)).await.status(), StatusCode::OK);
+        assert_eq!(
+            gw.get("/api/v1/orders/", Some(&alice)).await.status(),
+            StatusCode::OK
+        );
     }
     let r = gw.get("/api/v1/orders/", Some(&alice)).await;
     assert!(r.headers().contains_key("retry-after"));
     assert_problem(r, StatusCode::TOO_MANY_REQUESTS).await;
-    assert_eq!(gw.get("/api/v1/orders/", Some(&token("bob"))).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get("/api/v1/orders/", Some(&token("bob")))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     gw.stop().await;
 }
 
@@ -264,21 +356,37 @@ async fn two_gateways_share_one_limit_through_redis() {
         return;
     }
     let prefix = format!("bazaar-test:{}", uuid::Uuid::new_v4().simple());
-    let toml = format!("rate_limit_prefix = \"{prefix}\"\nauth_limit = {{ rps = 0.01, burst = 3 }}\n");
+    let toml =
+        format!("rate_limit_prefix = \"{prefix}\"\nauth_limit = {{ rps = 0.01, burst = 3 }}\n");
     let up = upstream::start("all", any_port()).await;
     let urls: Vec<_> = SERVICES.iter().map(|s| (*s, up.url())).collect();
     let redis = Some("redis://127.0.0.1:6379");
     let a = Gateway::start(&toml, &urls, redis).await;
     let b = Gateway::start(&toml, &urls, redis).await;
     for _ in 0..3 {
-        let r = a.http.post(a.url("/api/v1/auth/token/")).send().await.expect("token");
+        let r = a
+            .http
+            .post(a.url("/api/v1/auth/token/"))
+            .send()
+            .await
+            .expect("token");
         assert_eq!(r.status(), StatusCode::OK);
     }
     // The second instance sees the first one's count.
-    let r = b.http.post(b.url("/api/v1/auth/token/")).send().await.expect("token");
+    let r = b
+        .http
+        .post(b.url("/api/v1/auth/token/"))
+        .send()
+        .await
+        .expect("token");
     assert!(r.headers().contains_key("retry-after"));
     assert_problem(r, StatusCode::TOO_MANY_REQUESTS).await;
-    let r = a.http.post(a.url("/api/v1/auth/token/")).send().await.expect("token");
+    let r = a
+        .http
+        .post(a.url("/api/v1/auth/token/"))
+        .send()
+        .await
+        .expect("token");
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(up.hits(), 3);
     a.stop().await;
@@ -292,10 +400,22 @@ async fn breaker_opens_on_a_dead_upstream_and_closes_when_it_returns() {
     let others = upstream::start("other", any_port()).await;
     let urls: Vec<_> = SERVICES
         .iter()
-        .map(|s| (*s, if *s == ServiceName::Catalog { up.url() } else { others.url() }))
+        .map(|s| {
+            (
+                *s,
+                if *s == ServiceName::Catalog {
+                    up.url()
+                } else {
+                    others.url()
+                },
+            )
+        })
         .collect();
     let gw = Gateway::start(toml, &urls, None).await;
-    assert_eq!(gw.get("/api/v1/products/", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get("/api/v1/products/", None).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(gw.get("/readyz", None).await.status(), StatusCode::OK);
 
     let addr = up.kill().await;
@@ -307,10 +427,22 @@ async fn breaker_opens_on_a_dead_upstream_and_closes_when_it_returns() {
     let r = gw.get("/api/v1/products/", None).await;
     assert!(r.headers().contains_key("retry-after"));
     let body = assert_problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("circuit open")), "{body}");
-    assert!(gw.metrics().await.contains("gateway_breaker_state{upstream=\"catalog\"} 1"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("circuit open")),
+        "{body}"
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .contains("gateway_breaker_state{upstream=\"catalog\"} 1")
+    );
     // Other upstreams are unaffected; readiness reports the dead pool.
-    assert_eq!(gw.get("/api/v1/orders/", Some(&token("u"))).await.status(), StatusCode::OK);
+    assert_eq!(
+        gw.get("/api/v1/orders/", Some(&token("u"))).await.status(),
+        StatusCode::OK
+    );
     eventually(5, "gateway not ready", || async {
         (gw.get("/readyz", None).await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
     })
@@ -321,7 +453,11 @@ async fn breaker_opens_on_a_dead_upstream_and_closes_when_it_returns() {
         (gw.get("/api/v1/products/", None).await.status() == StatusCode::OK).then_some(())
     })
     .await;
-    assert!(gw.metrics().await.contains("gateway_breaker_state{upstream=\"catalog\"} 0"));
+    assert!(
+        gw.metrics()
+            .await
+            .contains("gateway_breaker_state{upstream=\"catalog\"} 0")
+    );
     assert!(back.hits() >= 1);
     eventually(5, "gateway ready", || async {
         (gw.get("/readyz", None).await.status() == StatusCode::OK).then_some(())
@@ -349,9 +485,17 @@ async fn a_killed_instance_causes_no_failed_gets_and_returns_when_healthy() {
         .collect();
     let gw = Gateway::start(toml, &urls, None).await;
     for _ in 0..40 {
-        assert_eq!(gw.get("/api/v1/products/", None).await.status(), StatusCode::OK);
+        assert_eq!(
+            gw.get("/api/v1/products/", None).await.status(),
+            StatusCode::OK
+        );
     }
-    assert!(a.hits() > 0 && b.hits() > 0, "both instances serve: {} {}", a.hits(), b.hits());
+    assert!(
+        a.hits() > 0 && b.hits() > 0,
+        "both instances serve: {} {}",
+        a.hits(),
+        b.hits()
+    );
 
     let b_url = b.url();
     let b_addr = b.kill().await;
@@ -373,14 +517,26 @@ async fn a_killed_instance_causes_no_failed_gets_and_returns_when_healthy() {
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.expect("task"), 0, "failed GETs after an instance died");
+        assert_eq!(
+            t.await.expect("task"),
+            0,
+            "failed GETs after an instance died"
+        );
     }
-    assert_eq!(a.hits() - a_before, 200, "the live instance served every request");
-    let ejected = format!("gateway_upstream_instance_healthy{{instance=\"{b_url}\",upstream=\"catalog\"}} 0");
+    assert_eq!(
+        a.hits() - a_before,
+        200,
+        "the live instance served every request"
+    );
+    let ejected =
+        format!("gateway_upstream_instance_healthy{{instance=\"{b_url}\",upstream=\"catalog\"}} 0");
     eventually(5, "dead instance ejected", || async {
         let m = gw.metrics().await;
-        (m.contains(&ejected) || m.contains(&format!("gateway_upstream_instance_healthy{{upstream=\"catalog\",instance=\"{b_url}\"}} 0")))
-            .then_some(())
+        (m.contains(&ejected)
+            || m.contains(&format!(
+                "gateway_upstream_instance_healthy{{upstream=\"catalog\",instance=\"{b_url}\"}} 0"
+            )))
+        .then_some(())
     })
     .await;
 
@@ -439,7 +595,10 @@ async fn sse_streams_through_unbuffered_and_uncompressed() {
 async fn oversized_bodies_are_refused_with_413() {
     let (up, gw) = single("").await;
     let big = vec![b'a'; 1024 * 1024 + 1];
-    for (path, bearer) in [("/api/v1/auth/register/", None), ("/api/v1/orders/", Some(token("u")))] {
+    for (path, bearer) in [
+        ("/api/v1/auth/register/", None),
+        ("/api/v1/orders/", Some(token("u"))),
+    ] {
         let mut req = gw.http.post(gw.url(path)).body(big.clone());
         if let Some(t) = bearer {
             req = req.bearer_auth(t);
@@ -459,16 +618,31 @@ async fn cors_preflight_allows_configured_origins_only() {
             .request(reqwest::Method::OPTIONS, gw.url("/api/v1/orders/"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type,idempotency-key")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,idempotency-key",
+            )
             .send()
     };
     let r = preflight("http://shop.example").await.expect("preflight");
     assert!(r.status().is_success(), "{}", r.status());
-    assert_eq!(r.headers()["access-control-allow-origin"], "http://shop.example");
-    let methods = r.headers()["access-control-allow-methods"].to_str().expect("ascii").to_string();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://shop.example"
+    );
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     assert!(methods.contains("POST"), "{methods}");
-    let headers = r.headers()["access-control-allow-headers"].to_str().expect("ascii").to_ascii_lowercase();
-    assert!(headers.contains("authorization") && headers.contains("idempotency-key"), "{headers}");
+    let headers = r.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("idempotency-key"),
+        "{headers}"
+    );
     let r = preflight("http://evil.example").await.expect("preflight");
     assert!(!r.headers().contains_key("access-control-allow-origin"));
     // Actual responses carry the header too.
@@ -479,7 +653,10 @@ async fn cors_preflight_allows_configured_origins_only() {
         .send()
         .await
         .expect("get");
-    assert_eq!(r.headers()["access-control-allow-origin"], "http://shop.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://shop.example"
+    );
     assert_eq!(up.hits(), 1, "preflights are answered at the edge");
     gw.stop().await;
 }
@@ -505,10 +682,24 @@ async fn merged_openapi_and_offline_docs() {
     let others = upstream::start("other", any_port()).await;
     let urls: Vec<_> = SERVICES
         .iter()
-        .map(|s| (*s, if *s == ServiceName::Catalog { catalog.url() } else { others.url() }))
+        .map(|s| {
+            (
+                *s,
+                if *s == ServiceName::Catalog {
+                    catalog.url()
+                } else {
+                    others.url()
+                },
+            )
+        })
         .collect();
     let gw = Gateway::start("", &urls, None).await;
-    let doc: serde_json::Value = gw.get("/openapi.json", None).await.json().await.expect("doc");
+    let doc: serde_json::Value = gw
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("doc");
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/products/"]["get"].is_object());
     assert!(doc["paths"].get("/internal/products/lookup").is_none());
@@ -533,7 +724,12 @@ async fn merged_openapi_and_offline_docs() {
         let r = gw.get(&path, None).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
     }
-    let init = gw.get("/docs/swagger-initializer.js", None).await.text().await.expect("js");
+    let init = gw
+        .get("/docs/swagger-initializer.js", None)
+        .await
+        .text()
+        .await
+        .expect("js");
     assert!(init.contains("/openapi.json"), "{init}");
     assert!(!init.contains("https://"), "{init}");
     gw.stop().await;

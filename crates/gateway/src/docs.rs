@@ -35,7 +35,11 @@ impl Docs {
     }
 
     async fn document(&self) -> Arc<String> {
-        if let Some((at, doc)) = &*self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        if let Some((at, doc)) = &*self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             if at.elapsed() < self.ttl {
                 return doc.clone();
             }
@@ -48,19 +52,25 @@ impl Docs {
         )
         .await;
         let doc = Arc::new(merge(fetched).to_string());
-        *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        *self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((Instant::now(), doc.clone()));
         doc
     }
 
     async fn fetch(&self, pool: &crate::pool::Pool) -> Option<Value> {
         let i = pool.pick(&[])?;
-        let uri: Uri = format!("{}/openapi.json", pool.instances[i].url).parse().ok()?;
-        let request = Request::get(uri).body(Body::empty()).ok()?;
-        let response = tokio::time::timeout(Duration::from_secs(2), self.proxy.client.request(request))
-            .await
-            .ok()?
+        let uri: Uri = format!("{}/openapi.json", pool.instances[i].url)
+            .parse()
             .ok()?;
+        let request = Request::get(uri).body(Body::empty()).ok()?;
+        let response =
+            tokio::time::timeout(Duration::from_secs(2), self.proxy.client.request(request))
+                .await
+                .ok()?
+                .ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -119,9 +129,8 @@ pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
         .entry("securitySchemes".to_string())
         .or_insert_with(|| Value::Object(Map::new()));
     if let Some(s) = schemes.as_object_mut() {
-        s.entry("bearer_auth".to_string()).or_insert_with(|| {
-            json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-        });
+        s.entry("bearer_auth".to_string())
+            .or_insert_with(|| json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}));
     }
     json!({
         "openapi": "3.1.0",
@@ -141,7 +150,11 @@ pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
 /// `GET /openapi.json`.
 pub async fn openapi(State(docs): State<Arc<Docs>>) -> Response {
     let doc = docs.document().await;
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.as_str().to_owned(),
+    )
+        .into_response()
 }
 
 /// `GET /docs`: redirects to `/docs/` so relative asset links resolve.

@@ -89,7 +89,9 @@ impl Guard {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Problem::unauthorized("Authentication credentials were not provided."))?;
+            .ok_or_else(|| {
+                Problem::unauthorized("Authentication credentials were not provided.")
+            })?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)

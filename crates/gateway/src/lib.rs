@@ -32,8 +32,8 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .config
         .section(ServiceName::Gateway)
         .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
-    let table = RouteTable::from_config(&ctx.config, &settings.routes)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let table =
+        RouteTable::from_config(&ctx.config, &settings.routes).map_err(|e| anyhow::anyhow!(e))?;
     let open_for = Duration::from_millis(settings.breaker_open_ms.max(1));
     let pools = table
         .upstreams()

@@ -46,6 +46,8 @@ struct Redis {
     conn: OnceCell<ConnectionManager>,
     script: redis::Script,
     prefix: String,
+    /// After a failure, Redis is skipped until then (no per-request stalls).
+    backoff_until: Mutex<Option<Instant>>,
 }
 
 impl Limiter {
@@ -57,6 +59,7 @@ impl Limiter {
                 conn: OnceCell::new(),
                 script: redis::Script::new(GCRA_LUA),
                 prefix: prefix.to_string(),
+                backoff_until: Mutex::new(None),
             }),
             None => None,
         };
@@ -68,10 +71,11 @@ impl Limiter {
 
     /// `Ok` when a request under `key` fits `limit`; otherwise the wait.
     pub async fn check(&self, key: &str, limit: Limit) -> Result<(), Duration> {
-        if let Some(redis) = &self.redis {
+        if let Some(redis) = self.redis.as_ref().filter(|r| r.usable()) {
             match redis.check(key, limit).await {
                 Ok(verdict) => return verdict,
                 Err(e) => {
+                    redis.back_off();
                     metrics::counter!("gateway_rate_limit_redis_errors_total").increment(1);
                     tracing::warn!(error = %e, "rate limiter: Redis unavailable, limiting locally");
                 }
@@ -82,6 +86,22 @@ impl Limiter {
 }
 
 impl Redis {
+    fn usable(&self) -> bool {
+        let until = *self
+            .backoff_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    fn back_off(&self) {
+        *self
+            .backoff_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Instant::now() + Duration::from_secs(1));
+    }
+
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
         let conn = self
             .conn
@@ -136,7 +156,9 @@ impl Memory {
         let now = self.epoch.elapsed();
         let interval = limit.interval();
         let tolerance = interval * limit.burst.max(1);
-        let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = shard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= SWEEP_AT {
             map.retain(|_, tat| *tat > now);
         }
@@ -163,15 +185,15 @@ mod tests {
     #[test]
     fn memory_allows_the_burst_then_throttles_with_a_wait() {
         let m = Memory::new();
-        let limit = Limit {
-            rps: 1.0,
-            burst: 3,
-        };
+        let limit = Limit { rps: 1.0, burst: 3 };
         for _ in 0..3 {
             assert!(m.check("k", limit).is_ok());
         }
         let wait = m.check("k", limit).expect_err("throttled");
-        assert!(wait > Duration::from_millis(500) && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(500) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         assert!(m.check("other", limit).is_ok(), "keys are independent");
     }
 }

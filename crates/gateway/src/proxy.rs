@@ -221,7 +221,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn is_idempotent(method: &Method) -> bool {
-    [Method::GET, Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE].contains(method)
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
 }
 
 fn has_no_body(headers: &HeaderMap) -> bool {

@@ -70,10 +70,9 @@ impl RouteTable {
             }
             let prefix = format!("{}/", prefix.trim_end_matches('/'));
             let idx = match ServiceName::parse(target.trim()) {
-                Some(service) => services
-                    .iter()
-                    .position(|s| *s == service)
-                    .ok_or_else(|| format!("gateway.routes: {prefix:?} cannot point at {target}"))?,
+                Some(service) => services.iter().position(|s| *s == service).ok_or_else(|| {
+                    format!("gateway.routes: {prefix:?} cannot point at {target}")
+                })?,
                 None => {
                     let urls: Vec<String> = target
                         .split(',')
@@ -191,26 +190,11 @@ mod tests {
     fn routes_follow_the_spec() {
         let table = RouteTable::from_config(&Config::default(), &BTreeMap::new()).expect("table");
         let name = |p: &str| table.route(p).map(|i| table.upstreams()[i].name.clone());
-        assert_eq!(
-            name("/api/v1/products/").as_deref(),
-            Some("catalog")
-        );
-        assert_eq!(
-            name("/api/v1/products").as_deref(),
-            Some("catalog")
-        );
-        assert_eq!(
-            name("/api/v1/auth/token/").as_deref(),
-            Some("identity")
-        );
-        assert_eq!(
-            name("/.well-known/jwks.json").as_deref(),
-            Some("identity")
-        );
-        assert_eq!(
-            name("/api/v1/orders/x/cancel/").as_deref(),
-            Some("orders")
-        );
+        assert_eq!(name("/api/v1/products/").as_deref(), Some("catalog"));
+        assert_eq!(name("/api/v1/products").as_deref(), Some("catalog"));
+        assert_eq!(name("/api/v1/auth/token/").as_deref(), Some("identity"));
+        assert_eq!(name("/.well-known/jwks.json").as_deref(), Some("identity"));
+        assert_eq!(name("/api/v1/orders/x/cancel/").as_deref(), Some("orders"));
         assert!(table.route("/api/v1/productsx").is_none());
         assert!(table.route("/api/v2/products/").is_none());
     }
@@ -218,11 +202,17 @@ mod tests {
     #[test]
     fn extra_routes_override_and_add_pools() {
         let mut extra = BTreeMap::new();
-        extra.insert("/api/v1/reviews/".to_string(), "http://a:1, http://b:2".to_string());
+        extra.insert(
+            "/api/v1/reviews/".to_string(),
+            "http://a:1, http://b:2".to_string(),
+        );
         extra.insert("/api/v1/users".to_string(), "catalog".to_string());
         let table = RouteTable::from_config(&Config::default(), &extra).expect("table");
         let reviews = table.route("/api/v1/reviews/x").expect("routed");
-        assert_eq!(table.upstreams()[reviews].urls, ["http://a:1", "http://b:2"]);
+        assert_eq!(
+            table.upstreams()[reviews].urls,
+            ["http://a:1", "http://b:2"]
+        );
         let users = table.route("/api/v1/users/me").expect("routed");
         assert_eq!(table.upstreams()[users].name, "catalog");
         let mut bad = BTreeMap::new();

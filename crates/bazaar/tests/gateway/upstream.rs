@@ -103,7 +103,9 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         .route("/api/v1/payments/slow/", get(slow))
         .route("/api/{*rest}", any(echo))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind upstream");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
     let stop = CancellationToken::new();
     let token = stop.clone();
@@ -171,10 +173,16 @@ async fn events(State(s): State<Arc<Shared>>) -> Response {
         let s = s.clone();
         async move {
             match step {
-                0 => Some((Ok::<_, Infallible>(bytes::Bytes::from("event: status\ndata: pending\n\n")), 1)),
+                0 => Some((
+                    Ok::<_, Infallible>(bytes::Bytes::from("event: status\ndata: pending\n\n")),
+                    1,
+                )),
                 1 => {
                     s.next_event.notified().await;
-                    Some((Ok(bytes::Bytes::from("event: status\ndata: confirmed\n\n")), 2))
+                    Some((
+                        Ok(bytes::Bytes::from("event: status\ndata: confirmed\n\n")),
+                        2,
+                    ))
                 }
                 _ => None,
             }
