@@ -39,10 +39,9 @@ impl Docs {
             .cached
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at.elapsed() < self.ttl
         {
-            if at.elapsed() < self.ttl {
-                return doc.clone();
-            }
+            return doc.clone();
         }
         let fetched = futures::future::join_all(
             self.proxy

@@ -51,15 +51,15 @@ impl Guard {
         client_ip: Option<IpAddr>,
     ) -> Result<(), Problem> {
         let group = Group::of(path);
-        if self.settings.rate_limit {
-            if let Some(ip) = client_ip {
-                let limit = match group {
-                    Group::Auth => self.settings.auth_limit,
-                    Group::Api => self.settings.ip_limit,
-                };
-                self.limit(&format!("{}:ip:{ip}", group.as_str()), limit)
-                    .await?;
-            }
+        if self.settings.rate_limit
+            && let Some(ip) = client_ip
+        {
+            let limit = match group {
+                Group::Auth => self.settings.auth_limit,
+                Group::Api => self.settings.ip_limit,
+            };
+            self.limit(&format!("{}:ip:{ip}", group.as_str()), limit)
+                .await?;
         }
         if is_public(method, path) {
             return Ok(());
@@ -102,10 +102,9 @@ impl Guard {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(token)
+            && *exp > now
         {
-            if *exp > now {
-                return Ok(sub.clone());
-            }
+            return Ok(sub.clone());
         }
         let claims = self
             .verifier

@@ -3,7 +3,7 @@
 //! set so that every gateway replica enforces one shared limit.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -150,9 +150,8 @@ impl Memory {
     }
 
     fn check(&self, key: &str, limit: Limit) -> Result<(), Duration> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let shard = &self.shards[usize::try_from(h.finish()).unwrap_or(0) % SHARDS];
+        let hash = self.hasher.hash_one(key);
+        let shard = &self.shards[usize::try_from(hash).unwrap_or(0) % SHARDS];
         let now = self.epoch.elapsed();
         let interval = limit.interval();
         let tolerance = interval * limit.burst.max(1);

@@ -271,10 +271,10 @@ fn forwarded_headers(
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     }
-    if let Some(host) = host {
-        if !headers.contains_key("x-forwarded-host") {
-            headers.insert("x-forwarded-host", host);
-        }
+    if let Some(host) = host
+        && !headers.contains_key("x-forwarded-host")
+    {
+        headers.insert("x-forwarded-host", host);
     }
     headers.remove(header::HOST);
     if !headers.contains_key("traceparent") {
