@@ -80,6 +80,9 @@ impl Pool {
     /// the one with fewer requests in flight. When none is healthy, any
     /// instance (the breaker then decides).
     pub fn pick(&self, exclude: &[usize]) -> Option<usize> {
+        if self.instances.len() == 1 {
+            return exclude.is_empty().then_some(0);
+        }
         let candidates: Vec<usize> = (0..self.instances.len())
             .filter(|i| !exclude.contains(i) && self.instances[*i].is_healthy())
             .collect();

@@ -278,10 +278,13 @@ fn forwarded_headers(
     }
     headers.remove(header::HOST);
     if !headers.contains_key("traceparent") {
-        // Start the trace here so every hop shares one trace id.
-        let trace = uuid::Uuid::new_v4().simple().to_string();
-        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-        if let Ok(v) = HeaderValue::from_str(&format!("00-{trace}-{span}-01")) {
+        // Start the trace here so every hop shares one trace id (a
+        // thread-local generator: no syscall per request).
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        let trace: u128 = rng.random::<u128>().max(1);
+        let span: u64 = rng.random::<u64>().max(1);
+        if let Ok(v) = HeaderValue::from_str(&format!("00-{trace:032x}-{span:016x}-01")) {
             headers.insert("traceparent", v);
         }
     }
