@@ -45,6 +45,17 @@ enum Command {
     },
     /// Validate the configuration and say exactly what is wrong.
     Check,
+    /// Inspect and replay dead-lettered events.
+    Events {
+        #[command(subcommand)]
+        command: bazaar::cmd_events::EventsCommand,
+    },
+    /// Seed the demo catalog: grow it to at least N products.
+    Seed {
+        /// Products the catalog should hold.
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
+    },
 }
 
 fn parse_service(name: &str) -> anyhow::Result<ServiceName> {
@@ -103,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     bazaar_kit::telemetry::init(config.log_format, &config.log_level);
     match cli.command {
         Command::Up => {
+            bazaar::cmd_seed::demo_if_empty(&config).await?;
             let running = platform::start(config, &ServiceName::ALL).await?;
             print_banner(&running);
             run_until_signal(running).await?;
@@ -122,10 +134,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 platform::migrate(&config, name).await?;
                 println!(
                     "{name}: migrations applied ({})",
-                    redact(&config.database_url(name))
+                    bazaar_kit::config::redact_url(&config.database_url(name))
                 );
             }
         }
+        Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
+        Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
         Command::Check => {}
     }
@@ -158,7 +172,7 @@ fn print_banner(running: &platform::Running) {
         if *name == ServiceName::Gateway {
             continue;
         }
-        let db = redact(&running.config.database_url(*name));
+        let db = bazaar_kit::config::redact_url(&running.config.database_url(*name));
         println!("  {:<14} http://{addr:<18} {db}", name.as_str());
     }
     println!("  broker         {}", running.config.broker_url.expose());
@@ -167,24 +181,13 @@ fn print_banner(running: &platform::Running) {
     println!();
 }
 
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 fn check(config: &Config) -> ExitCode {
     let problems = config.validate();
     if problems.is_empty() {
         println!("configuration OK");
         for name in ServiceName::ALL {
             let db = if name.has_database() {
-                redact(&config.database_url(name))
+                bazaar_kit::config::redact_url(&config.database_url(name))
             } else {
                 "-".into()
             };

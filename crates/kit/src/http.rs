@@ -102,16 +102,16 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
         .layer(middleware::from_fn(request_id))
 }
 
-fn security_headers() -> tower::layer::util::Stack<
-    SetResponseHeaderLayer<HeaderValue>,
+type Header = SetResponseHeaderLayer<HeaderValue>;
+type SecurityHeaders = tower::layer::util::Stack<
+    Header,
     tower::layer::util::Stack<
-        SetResponseHeaderLayer<HeaderValue>,
-        tower::layer::util::Stack<
-            SetResponseHeaderLayer<HeaderValue>,
-            tower::layer::util::Identity,
-        >,
+        Header,
+        tower::layer::util::Stack<Header, tower::layer::util::Identity>,
     >,
-> {
+>;
+
+fn security_headers() -> SecurityHeaders {
     tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -20,6 +20,42 @@ pub enum Store {
     Sqlite,
     /// One fresh PostgreSQL database per service.
     Postgres,
+    /// PostgreSQL, with RabbitMQ as the event broker.
+    PostgresRabbitMq,
+    /// PostgreSQL, with NATS JetStream as the event broker.
+    PostgresNats,
+}
+
+impl Store {
+    /// Whether the services' databases are PostgreSQL.
+    pub fn is_postgres(self) -> bool {
+        self != Store::Sqlite
+    }
+
+    /// The servers this store needs: (what, address).
+    pub fn servers(self) -> Vec<(&'static str, &'static str)> {
+        let mut servers = Vec::new();
+        if self.is_postgres() {
+            servers.push(("PostgreSQL", "127.0.0.1:5432"));
+        }
+        match self {
+            Store::PostgresRabbitMq => servers.push(("RabbitMQ", "127.0.0.1:5672")),
+            Store::PostgresNats => servers.push(("NATS", "127.0.0.1:4222")),
+            _ => {}
+        }
+        servers
+    }
+
+    /// `true` when every server it needs answers (skips loudly otherwise;
+    /// fails under CI=true).
+    pub async fn available(self) -> bool {
+        for (what, addr) in self.servers() {
+            if !server_available(what, addr).await {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A running platform plus an HTTP client.
@@ -72,12 +108,29 @@ pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
     let mut config = Config::default();
     config.data_dir = dir.to_path_buf();
     config.log_level = "warn".into();
+    // Many test platforms share one PostgreSQL (max_connections = 100).
+    config.db_max_connections = 4;
     for name in ServiceName::ALL {
         config.service_mut(name).listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     }
-    if store == Store::Postgres {
-        let db = format!("bzt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        config.database_url = Some(bazaar_kit::Secret::new(format!("{}/{db}", postgres_url())));
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    if store.is_postgres() {
+        config.database_url = Some(bazaar_kit::Secret::new(format!(
+            "{}/bzt_{tag}",
+            postgres_url()
+        )));
+    }
+    // A namespace of its own on a shared broker.
+    config.broker_namespace = format!("bzt{tag}");
+    match store {
+        Store::PostgresRabbitMq => {
+            config.broker_url =
+                bazaar_kit::Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        }
+        Store::PostgresNats => {
+            config.broker_url = bazaar_kit::Secret::new("nats://127.0.0.1:4222".into())
+        }
+        _ => {}
     }
     config
 }
@@ -89,7 +142,7 @@ pub async fn start(store: Store) -> Option<TestPlatform> {
 
 /// Starts the whole platform after `customize` adjusts the configuration.
 pub async fn start_with(store: Store, customize: impl FnOnce(&mut Config)) -> Option<TestPlatform> {
-    if store == Store::Postgres && !server_available("PostgreSQL", "127.0.0.1:5432").await {
+    if !store.available().await {
         return None;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -155,5 +208,57 @@ impl TestPlatform {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Starts the platform on `config` in `dir` — pass the same pair again
+/// after [`TestPlatform::stop_keep`] to restart on the same data (same
+/// SQLite files, same PostgreSQL databases).
+pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestPlatform {
+    let running = bazaar::start(config, &ServiceName::ALL)
+        .await
+        .expect("platform starts");
+    let base = running.gateway_url().expect("gateway runs");
+    let config = running.config.clone();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    TestPlatform {
+        running: Some(running),
+        base,
+        http,
+        config,
+        dir,
+    }
+}
+
+/// Layers `toml` (service sections such as `[payments] latency_ms = 5`)
+/// over a test configuration, the way an operator's file would be.
+pub fn with_toml(config: &mut Config, toml: &str) {
+    let path = config.data_dir.join(format!(
+        "test-{}.toml",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::write(&path, toml).expect("write toml");
+    let mut loaded = Config::load(Some(&path)).expect("config loads");
+    loaded.data_dir = config.data_dir.clone();
+    loaded.log_level = config.log_level.clone();
+    loaded.database_url = config.database_url.clone();
+    loaded.broker_url = config.broker_url.clone();
+    for name in ServiceName::ALL {
+        *loaded.service_mut(name) = config.service(name).clone();
+    }
+    *config = loaded;
+}
+
+impl TestPlatform {
+    /// Stops the platform and hands back its data folder (for a restart
+    /// with [`start_in`]).
+    pub async fn stop_keep(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+        self.dir
     }
 }
