@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Writes deploy/grafana/dashboards/bazaar.json (run from the repo root).
+"""Writes deploy/grafana/dashboards/bazaar.json; `--check` only verifies it is
+up to date (CI).
 
 The dashboard is generated so that panel layout and queries stay consistent;
 edit this script, not the JSON.
 """
 import json
 import pathlib
+import sys
 
 DS = {"type": "prometheus", "uid": "prometheus"}
 RATE = "$__rate_interval"
@@ -76,6 +78,12 @@ dashboard = {
     "annotations": {"list": []},
 }
 
-out = pathlib.Path("deploy/grafana/dashboards/bazaar.json")
-out.write_text(json.dumps(dashboard, indent=2) + "\n")
-print(f"wrote {out}")
+out = pathlib.Path(__file__).resolve().parent.parent / "deploy/grafana/dashboards/bazaar.json"
+text = json.dumps(dashboard, indent=2) + "\n"
+if "--check" in sys.argv[1:]:
+    if not out.exists() or out.read_text() != text:
+        sys.exit(f"{out.name} is out of date: run python3 scripts/gen-dashboard.py")
+    print(f"{out.name}: up to date")
+else:
+    out.write_text(text)
+    print(f"wrote {out}")
