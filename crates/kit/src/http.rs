@@ -15,6 +15,7 @@ use axum::routing::get;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::layer::util::{Identity, Stack};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
@@ -102,16 +103,11 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
         .layer(middleware::from_fn(request_id))
 }
 
-fn security_headers() -> tower::layer::util::Stack<
-    SetResponseHeaderLayer<HeaderValue>,
-    tower::layer::util::Stack<
-        SetResponseHeaderLayer<HeaderValue>,
-        tower::layer::util::Stack<
-            SetResponseHeaderLayer<HeaderValue>,
-            tower::layer::util::Identity,
-        >,
-    >,
-> {
+/// One response-header layer, and the three of [`security_headers`] stacked.
+type HeaderLayer = SetResponseHeaderLayer<HeaderValue>;
+type SecurityHeaders = Stack<HeaderLayer, Stack<HeaderLayer, Stack<HeaderLayer, Identity>>>;
+
+fn security_headers() -> SecurityHeaders {
     tower::ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
