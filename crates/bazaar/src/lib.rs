@@ -2,6 +2,7 @@
 //! process (what `bazaar up` and `bazaar serve` do, and what the end-to-end
 //! tests call with port-0 listeners and fresh databases).
 
+pub mod cmd_events;
 pub mod platform;
 
 pub use platform::{Running, build_service, migrate, start};

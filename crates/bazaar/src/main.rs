@@ -45,6 +45,11 @@ enum Command {
     },
     /// Validate the configuration and say exactly what is wrong.
     Check,
+    /// Inspect and replay dead-lettered events.
+    Events {
+        #[command(subcommand)]
+        command: bazaar::cmd_events::EventsCommand,
+    },
 }
 
 fn parse_service(name: &str) -> anyhow::Result<ServiceName> {
@@ -126,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
         // Handled above, before logging starts.
         Command::Check => {}
     }

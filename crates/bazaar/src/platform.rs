@@ -138,7 +138,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         .ensure_client_secrets()
         .map_err(|e| anyhow::anyhow!("service client secrets: {e}"))?;
     let config = Arc::new(config);
-    let bus = Bus::from_url(config.broker_url.expose()).await?;
+    let bus = Bus::connect(config.broker_url.expose(), &config.broker_namespace).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     for (name, listener) in listeners {
@@ -158,7 +158,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
     }
     // Every subscriber is registered now; delivery may begin.
-    bus.start();
+    bus.start().await?;
     Ok(Running {
         addrs,
         config,

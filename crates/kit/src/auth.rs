@@ -175,10 +175,8 @@ impl Verifier {
             let fresh = cache
                 .fetched_at
                 .is_some_and(|t| t.elapsed() < MAX_KEY_AGE || t > Instant::now());
-            if fresh {
-                if let Some(key) = cache.keys.get(kid) {
-                    return Ok(key.clone());
-                }
+            if fresh && let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
             }
         }
         self.refresh().await?;

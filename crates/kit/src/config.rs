@@ -150,6 +150,8 @@ pub struct Config {
     pub database_url: Option<Secret<String>>,
     /// Event broker: `embedded`, `amqp://...` or `nats://...`.
     pub broker_url: Secret<String>,
+    /// Prefix of every broker exchange, queue, stream and consumer name.
+    pub broker_namespace: String,
     /// Redis, for state shared by gateway replicas (rate limits).
     pub redis_url: Option<Secret<String>>,
     /// `json` or `pretty`.
@@ -185,6 +187,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: None,
             broker_url: Secret::new("embedded".into()),
+            broker_namespace: "bazaar".into(),
             redis_url: None,
             log_format: LogFormat::Json,
             log_level: "info".into(),
@@ -303,17 +306,17 @@ impl Config {
         }
         if let Some(base) = &self.database_url {
             let base = base.expose();
-            if base.starts_with("postgres") {
-                if let Ok(mut url) = url::Url::parse(base) {
-                    let stem = url.path().trim_matches('/').to_string();
-                    let stem = if stem.is_empty() {
-                        "bazaar".into()
-                    } else {
-                        stem
-                    };
-                    url.set_path(&format!("/{stem}_{}", name.as_str()));
-                    return url.to_string();
-                }
+            if base.starts_with("postgres")
+                && let Ok(mut url) = url::Url::parse(base)
+            {
+                let stem = url.path().trim_matches('/').to_string();
+                let stem = if stem.is_empty() {
+                    "bazaar".into()
+                } else {
+                    stem
+                };
+                url.set_path(&format!("/{stem}_{}", name.as_str()));
+                return url.to_string();
             }
             if let Some(dir) = base.strip_prefix("sqlite://") {
                 return format!(
@@ -389,12 +392,12 @@ impl Config {
         let mut ports: BTreeMap<SocketAddr, ServiceName> = BTreeMap::new();
         for name in ServiceName::ALL {
             let addr = self.listen(name);
-            if addr.port() != 0 {
-                if let Some(other) = ports.insert(addr, name) {
-                    problems.push(format!(
-                        "{name}.listen: {addr} is also used by {other}; give each service its own port"
-                    ));
-                }
+            if addr.port() != 0
+                && let Some(other) = ports.insert(addr, name)
+            {
+                problems.push(format!(
+                    "{name}.listen: {addr} is also used by {other}; give each service its own port"
+                ));
             }
             for url in self.urls(name) {
                 match url::Url::parse(&url) {
@@ -429,13 +432,11 @@ impl Config {
                 "broker_url: {broker:?} is not one of embedded, amqp://..., nats://... (BAZAAR_BROKER_URL)"
             ));
         }
-        if let Some(redis) = &self.redis_url {
-            if !(redis.expose().starts_with("redis://") || redis.expose().starts_with("rediss://"))
-            {
-                problems.push(
-                    "redis_url: must start with redis:// or rediss:// (BAZAAR_REDIS_URL)".into(),
-                );
-            }
+        if let Some(redis) = &self.redis_url
+            && !(redis.expose().starts_with("redis://") || redis.expose().starts_with("rediss://"))
+        {
+            problems
+                .push("redis_url: must start with redis:// or rediss:// (BAZAAR_REDIS_URL)".into());
         }
         if self.request_timeout_secs == 0 {
             problems.push("request_timeout_secs: must be at least 1".into());

@@ -110,10 +110,10 @@ impl Db {
                 .split('?')
                 .next()
                 .unwrap_or_default();
-            if let Some(parent) = Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
-                }
+            if let Some(parent) = Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
             }
         }
         // Create the database when missing and the role may; otherwise the

@@ -15,7 +15,6 @@ use axum::routing::get;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::layer::util::{Identity, Stack};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
@@ -103,9 +102,14 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
         .layer(middleware::from_fn(request_id))
 }
 
-/// One response-header layer, and the three of [`security_headers`] stacked.
-type HeaderLayer = SetResponseHeaderLayer<HeaderValue>;
-type SecurityHeaders = Stack<HeaderLayer, Stack<HeaderLayer, Stack<HeaderLayer, Identity>>>;
+type Header = SetResponseHeaderLayer<HeaderValue>;
+type SecurityHeaders = tower::layer::util::Stack<
+    Header,
+    tower::layer::util::Stack<
+        Header,
+        tower::layer::util::Stack<Header, tower::layer::util::Identity>,
+    >,
+>;
 
 fn security_headers() -> SecurityHeaders {
     tower::ServiceBuilder::new()

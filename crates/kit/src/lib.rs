@@ -6,6 +6,7 @@
 //! errors, pagination and storage.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;

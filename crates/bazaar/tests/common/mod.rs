@@ -157,3 +157,55 @@ impl TestPlatform {
         }
     }
 }
+
+/// Starts the platform on `config` in `dir` — pass the same pair again
+/// after [`TestPlatform::stop_keep`] to restart on the same data (same
+/// SQLite files, same PostgreSQL databases).
+pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestPlatform {
+    let running = bazaar::start(config, &ServiceName::ALL)
+        .await
+        .expect("platform starts");
+    let base = running.gateway_url().expect("gateway runs");
+    let config = running.config.clone();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    TestPlatform {
+        running: Some(running),
+        base,
+        http,
+        config,
+        dir,
+    }
+}
+
+/// Layers `toml` (service sections such as `[payments] latency_ms = 5`)
+/// over a test configuration, the way an operator's file would be.
+pub fn with_toml(config: &mut Config, toml: &str) {
+    let path = config.data_dir.join(format!(
+        "test-{}.toml",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    std::fs::write(&path, toml).expect("write toml");
+    let mut loaded = Config::load(Some(&path)).expect("config loads");
+    loaded.data_dir = config.data_dir.clone();
+    loaded.log_level = config.log_level.clone();
+    loaded.database_url = config.database_url.clone();
+    loaded.broker_url = config.broker_url.clone();
+    for name in ServiceName::ALL {
+        *loaded.service_mut(name) = config.service(name).clone();
+    }
+    *config = loaded;
+}
+
+impl TestPlatform {
+    /// Stops the platform and hands back its data folder (for a restart
+    /// with [`start_in`]).
+    pub async fn stop_keep(mut self) -> tempfile::TempDir {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean shutdown");
+        }
+        self.dir
+    }
+}

@@ -23,6 +23,24 @@ pub enum Outcome {
     DeadLettered,
 }
 
+static DUPLICATES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn note_duplicate(consumer: &str) {
+    if let Ok(mut map) = DUPLICATES.lock() {
+        *map.entry(consumer.to_string()).or_default() += 1;
+    }
+}
+
+/// Redeliveries this process's inbox absorbed for `consumer` (the
+/// `events_duplicates_total` metric, readable in-process).
+pub fn duplicates_absorbed(consumer: &str) -> u64 {
+    DUPLICATES
+        .lock()
+        .map(|m| m.get(consumer).copied().unwrap_or(0))
+        .unwrap_or(0)
+}
+
 /// Applies `event` once: the inbox row and the handler's writes commit in
 /// one transaction; a second delivery finds the row and does nothing.
 pub async fn apply(db: &Db, sub: &Subscription, event: &Envelope) -> Result<Outcome, HandlerError> {
@@ -40,6 +58,7 @@ pub async fn apply(db: &Db, sub: &Subscription, event: &Envelope) -> Result<Outc
         tx.rollback().await?;
         metrics::counter!("events_duplicates_total", "consumer" => sub.consumer.clone())
             .increment(1);
+        note_duplicate(&sub.consumer);
         return Ok(Outcome::Duplicate);
     }
     sub.handler.handle(event, &mut tx).await?;

@@ -12,9 +12,11 @@
 //! * [`Bus`]: the backend, chosen by `BAZAAR_BROKER_URL` — `embedded`
 //!   (in-process, durable through outbox + inbox), RabbitMQ or NATS JetStream.
 
+pub mod amqp;
 pub mod embedded;
 pub mod envelope;
 pub mod inbox;
+pub mod nats;
 pub mod outbox;
 pub mod relay;
 
@@ -93,34 +95,65 @@ impl Subscription {
 pub struct Bus {
     inner: Arc<BusKind>,
     nudge: Arc<tokio::sync::Notify>,
+    /// Set once every subscriber's queue exists; relays wait for it.
+    started: tokio::sync::watch::Sender<bool>,
+    /// Subscriptions registered in this process (declared on start).
+    registered: Arc<std::sync::Mutex<Vec<Subscription>>>,
 }
 
 enum BusKind {
     Embedded(embedded::EmbeddedBus),
+    Amqp(amqp::Amqp),
+    Nats(nats::Nats),
 }
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match *self.inner {
             BusKind::Embedded(_) => "Bus(embedded)",
+            BusKind::Amqp(_) => "Bus(rabbitmq)",
+            BusKind::Nats(_) => "Bus(nats)",
         })
     }
 }
 
 impl Bus {
-    /// The bus named by a broker URL.
-    pub async fn from_url(url: &str) -> anyhow::Result<Bus> {
-        match url {
-            "embedded" => Ok(Bus::embedded()),
-            other => anyhow::bail!("unsupported broker URL {other:?}"),
-        }
+    /// The bus named by a broker URL: `embedded`, `amqp(s)://...` or
+    /// `nats://...`. `namespace` prefixes every exchange, queue, stream and
+    /// consumer name (default `bazaar`), so platforms can share a broker.
+    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Bus> {
+        install_crypto_provider();
+        let kind = if url == "embedded" {
+            BusKind::Embedded(embedded::EmbeddedBus::default())
+        } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
+            BusKind::Amqp(
+                amqp::Amqp::connect(url, namespace)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("RabbitMQ at {}: {e}", redact(url)))?,
+            )
+        } else if url.starts_with("nats://") || url.starts_with("tls://") {
+            BusKind::Nats(
+                nats::Nats::connect(url, namespace)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("NATS at {}: {e}", redact(url)))?,
+            )
+        } else {
+            anyhow::bail!("unsupported broker URL {:?}", redact(url));
+        };
+        Ok(Bus::with_kind(kind))
     }
 
     /// An in-process bus (tests and `bazaar up`).
     pub fn embedded() -> Bus {
+        Bus::with_kind(BusKind::Embedded(embedded::EmbeddedBus::default()))
+    }
+
+    fn with_kind(kind: BusKind) -> Bus {
         Bus {
-            inner: Arc::new(BusKind::Embedded(embedded::EmbeddedBus::default())),
+            inner: Arc::new(kind),
             nudge: Arc::new(tokio::sync::Notify::new()),
+            started: tokio::sync::watch::Sender::new(false),
+            registered: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
     }
 
@@ -130,11 +163,31 @@ impl Bus {
         self.nudge.notify_waiters();
     }
 
-    /// Starts delivery once every service of the process is built.
-    pub fn start(&self) {
+    /// Starts delivery once every service of the process is built: first
+    /// makes sure every subscriber's durable queue and bindings exist (a
+    /// RabbitMQ exchange drops what no queue is bound to), then lets the
+    /// relays publish.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let subs = self
+            .registered
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         match &*self.inner {
             BusKind::Embedded(bus) => bus.seal(),
+            BusKind::Amqp(amqp) => {
+                for sub in &subs {
+                    amqp.declare(sub).await?;
+                }
+            }
+            BusKind::Nats(nats) => {
+                for sub in &subs {
+                    nats.declare(sub).await?;
+                }
+            }
         }
+        self.started.send_replace(true);
+        Ok(())
     }
 
     /// The workers a service needs: its outbox relay and one consumer per
@@ -145,9 +198,55 @@ impl Bus {
         db: &Db,
         subscriptions: Vec<Subscription>,
     ) -> Vec<(String, Worker)> {
-        match &*self.inner {
-            BusKind::Embedded(bus) => bus.workers(service, db, subscriptions, self.nudge.clone()),
+        let (publisher, kind): (Arc<dyn relay::Publisher>, &BusKind) = match &*self.inner {
+            BusKind::Embedded(bus) => {
+                return bus.workers(service, db, subscriptions, self.nudge.clone());
+            }
+            BusKind::Amqp(amqp) => (amqp.publisher(), &*self.inner),
+            BusKind::Nats(nats) => (nats.publisher(), &*self.inner),
+        };
+        if let Ok(mut registered) = self.registered.lock() {
+            registered.extend(subscriptions.iter().cloned());
         }
+        let mut workers: Vec<(String, Worker)> = Vec::new();
+        let relay_db = db.clone();
+        let nudge = self.nudge.clone();
+        let mut started = self.started.subscribe();
+        workers.push((
+            "outbox-relay".into(),
+            Box::new(move |token| {
+                Box::pin(async move {
+                    let ready = tokio::select! {
+                        r = started.wait_for(|s| *s) => r.is_ok(),
+                        () = token.cancelled() => false,
+                    };
+                    if ready {
+                        relay::relay_loop(service, relay_db, publisher, nudge, token).await;
+                    }
+                })
+            }),
+        ));
+        for sub in subscriptions {
+            let db = db.clone();
+            let name = format!("consumer:{}", sub.consumer);
+            let worker: Worker = match kind {
+                BusKind::Amqp(amqp) => {
+                    let amqp = amqp.clone();
+                    Box::new(move |token| {
+                        Box::pin(async move { amqp.consume(db, sub, token).await })
+                    })
+                }
+                BusKind::Nats(nats) => {
+                    let nats = nats.clone();
+                    Box::new(move |token| {
+                        Box::pin(async move { nats.consume(db, sub, token).await })
+                    })
+                }
+                BusKind::Embedded(_) => continue,
+            };
+            workers.push((name, worker));
+        }
+        workers
     }
 }
 
@@ -165,6 +264,22 @@ impl Service {
         self.workers
             .extend(bus.workers(self.name, &db, subscriptions));
         self
+    }
+}
+
+/// Installs aws-lc-rs as the process's rustls provider, so a TLS broker
+/// URL cannot panic on "no process-level CryptoProvider".
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -66,15 +66,21 @@ pub async fn due(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
         .collect()
 }
 
-/// Marks rows published.
+/// Marks rows published, in one statement (one commit) per batch.
 pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
     let now = crate::db::now_rfc3339();
-    for seq in seqs {
-        sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = $2")
-            .bind(&now)
-            .bind(seq)
-            .execute(db.pool())
-            .await?;
+    for chunk in seqs.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            placeholders.join(", ")
+        );
+        // Only numbered placeholders are formatted in; values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&now);
+        for seq in chunk {
+            query = query.bind(seq);
+        }
+        query.execute(db.pool()).await?;
     }
     Ok(())
 }

@@ -1,0 +1,137 @@
+//! The sender worker: sends pending notifications through the email
+//! backend. All its state is in the database (status, attempts, next
+//! attempt time, lease), so it picks up where it left off after a restart,
+//! and several replicas can run it side by side (a row is claimed with a
+//! conditional UPDATE before it is sent).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bazaar_kit::{CancellationToken, Db};
+use futures::StreamExt;
+
+use crate::config::NotificationsSettings;
+use crate::email::{EmailBackend, OutgoingEmail, SendError};
+use crate::store::{self, NotificationRow};
+
+/// Rows read per pass.
+const BATCH: i64 = 64;
+/// Emails sent at once.
+const CONCURRENCY: usize = 8;
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct Sender {
+    /// The service's database.
+    pub db: Db,
+    /// Where emails go.
+    pub backend: Arc<dyn EmailBackend>,
+    /// Retry policy, sender address, lease length.
+    pub settings: Arc<NotificationsSettings>,
+    /// Woken by the event handler's caller so new rows go out at once.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Sender {
+    /// Sends due notifications until `token` is cancelled.
+    pub async fn run(self, token: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        loop {
+            let sent = match self.pass(&token).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification sender pass failed");
+                    0
+                }
+            };
+            if token.is_cancelled() {
+                break;
+            }
+            if sent as i64 == BATCH {
+                continue;
+            }
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// One pass: claims and sends every due row (up to a batch). Returns how
+    /// many rows it looked at.
+    pub async fn pass(&self, token: &CancellationToken) -> Result<usize, sqlx::Error> {
+        let now = now_ms();
+        let due = store::due(&self.db, now, BATCH).await?;
+        let n = due.len();
+        futures::stream::iter(due)
+            .for_each_concurrent(CONCURRENCY, |row| async move {
+                if let Err(e) = self.attempt(row, token).await {
+                    tracing::warn!(error = %e, "could not record a sending outcome");
+                }
+            })
+            .await;
+        Ok(n)
+    }
+
+    #[tracing::instrument(skip_all, fields(notification_id = %row.id, kind = %row.kind))]
+    async fn attempt(
+        &self,
+        row: NotificationRow,
+        token: &CancellationToken,
+    ) -> Result<(), sqlx::Error> {
+        if token.is_cancelled() {
+            return Ok(());
+        }
+        let now = now_ms();
+        if !store::claim(&self.db, &row.id, now, now + self.settings.lease_ms()).await? {
+            return Ok(());
+        }
+        let attempt = row.attempts + 1;
+        let email = OutgoingEmail {
+            id: row.id.clone(),
+            from: self.settings.from_email.clone(),
+            to: row.to_address.clone(),
+            subject: row.subject.clone(),
+            text: row.body_text.clone(),
+            html: row.body_html.clone(),
+        };
+        // On shutdown, give the row back at once rather than leaving it
+        // leased: the next start (or another replica) retries it.
+        let outcome = tokio::select! {
+            outcome = self.backend.send(&email) => outcome,
+            () = token.cancelled() => {
+                store::release(&self.db, &row.id).await?;
+                tracing::info!("shutting down mid-send; notification released");
+                return Ok(());
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                store::mark_sent(&self.db, &row.id).await?;
+                metrics::counter!("notifications_sent_total", "kind" => row.kind.clone())
+                    .increment(1);
+                tracing::info!(attempt, "notification sent");
+            }
+            Err(SendError { transient, message }) => {
+                let max = i64::from(self.settings.max_attempts.max(1));
+                if transient && attempt < max {
+                    let wait = self.settings.backoff_ms(attempt as i32) as i64;
+                    store::schedule_retry(&self.db, &row.id, now_ms() + wait, &message).await?;
+                    metrics::counter!("notifications_retries_total").increment(1);
+                    tracing::warn!(attempt, retry_in_ms = wait, error = %message, "sending failed; will retry");
+                } else {
+                    store::mark_failed(&self.db, &row.id, &message).await?;
+                    metrics::counter!("notifications_failed_total", "kind" => row.kind.clone())
+                        .increment(1);
+                    tracing::error!(attempt, transient, error = %message, "notification failed for good");
+                }
+            }
+        }
+        Ok(())
+    }
+}

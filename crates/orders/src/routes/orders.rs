@@ -1,0 +1,110 @@
+//! Reading and cancelling orders.
+
+use axum::extract::{Path, State};
+use bazaar_kit::Problem;
+use bazaar_kit::auth::AuthUser;
+use bazaar_kit::extract::{Json, Query};
+use bazaar_kit::pagination::{Page, PageRequest};
+use serde::Deserialize;
+
+use super::view::OrderView;
+use super::visible;
+use crate::AppState;
+use crate::domain::Status;
+use crate::error::OrdersError;
+use crate::store::{self, Transition};
+
+/// `?user=` (staff only) and `?status=` filters.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    user: Option<String>,
+    status: Option<String>,
+}
+
+/// `GET /api/v1/orders/`: the caller's orders, newest first; staff see
+/// everyone's, or one user's with `?user=`.
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(q): Query<ListQuery>,
+    mut pr: PageRequest,
+) -> Result<Json<Page<OrderView>>, OrdersError> {
+    let owner = if user.is_staff {
+        q.user.filter(|u| !u.is_empty())
+    } else {
+        Some(user.id.clone())
+    };
+    let status = q.status.filter(|s| !s.is_empty());
+    let (count, _) = store::list(&state.db, owner.as_deref(), status.as_deref(), 0, 0).await?;
+    pr.resolve(count as u64)?;
+    let (count, orders) = store::list(
+        &state.db,
+        owner.as_deref(),
+        status.as_deref(),
+        pr.limit(),
+        pr.offset(),
+    )
+    .await?;
+    let views = orders.iter().map(|o| OrderView::new(o, None)).collect();
+    Ok(Json(pr.page(count as u64, views)))
+}
+
+/// `GET /api/v1/orders/{id}/`, with its history.
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+pub async fn detail(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, OrdersError> {
+    let order = visible(&state, &user, &id).await?;
+    let history = store::history_of(&state.db, &id).await?;
+    Ok(Json(OrderView::new(&order, Some(history))))
+}
+
+/// `POST /api/v1/orders/{id}/cancel/`: a pending, paying or confirmed order
+/// becomes `cancelled`; its payment is refunded and its stock released
+/// (now, or by the saga timer if an upstream is down). 409 when final.
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, OrdersError> {
+    let order = visible(&state, &user, &id).await?;
+    if !order.status().cancellable() {
+        return Err(
+            Problem::conflict(format!("The order is already {}.", order.row.status)).into(),
+        );
+    }
+    let reason = if order.row.user_id == user.id {
+        "cancelled_by_customer"
+    } else {
+        "cancelled_by_staff"
+    };
+    let t = Transition {
+        from: &[Status::Pending, Status::AwaitingPayment, Status::Confirmed],
+        to: Status::Cancelled,
+        reason: Some(reason),
+        compensate: true,
+        publish: true,
+    };
+    if state.saga.apply(&order, &t).await?.is_none() {
+        let now = store::get(&state.db, &id).await?.map(|o| o.row.status);
+        return Err(Problem::conflict(format!(
+            "The order is already {}.",
+            now.unwrap_or_default()
+        ))
+        .into());
+    }
+    // Refund and release now when nobody else drives the order; otherwise
+    // its current driver (or the timer) does it.
+    if let Err(e) = state.saga.drive(&id).await {
+        tracing::warn!(order_id = %id, error = %e, "compensation deferred to the timer");
+    }
+    let order = store::get(&state.db, &id)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    let history = store::history_of(&state.db, &id).await?;
+    Ok(Json(OrderView::new(&order, Some(history))))
+}

@@ -1,0 +1,295 @@
+//! The checkout saga, orchestrated here and persisted in the orders
+//! database:
+//!
+//! ```text
+//! pending --reserve--> awaiting_payment --charge--> (commit) confirmed
+//!    |                       |-- declined --> (release) rejected/payment_declined
+//!    |                       `-- timed out × N --> (release, refund) rejected/payment_timeout
+//!    `-- out of stock --> rejected/out_of_stock (nothing charged)
+//! cancelled + compensate --> refund, release
+//! ```
+//!
+//! Every step is an idempotent call per `order_id` followed by a
+//! conditional status update (`WHERE status = <expected>`), so a step may
+//! run twice (crash, lease expiry) without harm. A driver holds a short
+//! lease on the order; a timer re-drives any order whose step is due, so an
+//! order left mid-saga by a crash resumes when any instance next runs.
+
+pub mod upstream;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bazaar_kit::client::ClientError;
+use bazaar_kit::events::Bus;
+use bazaar_kit::{CancellationToken, Db};
+use tokio::sync::{Semaphore, broadcast};
+
+use crate::Settings;
+use crate::domain::Status;
+use crate::store::{self, Change, Order, Transition, saga as book};
+use upstream::{Charge, Reservation, Upstream};
+
+enum Next {
+    /// Reload the order and take the next step.
+    Continue,
+    /// Try again after this many ms; `charge` counts a timed-out charge.
+    RetryAfter { ms: i64, charge: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Upstream(#[from] ClientError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+struct Inner {
+    db: Db,
+    bus: Bus,
+    upstream: Upstream,
+    changes: broadcast::Sender<Change>,
+    settings: Settings,
+    permits: Semaphore,
+    inflight: Mutex<HashSet<String>>,
+    shutdown: CancellationToken,
+}
+
+/// Drives orders through the saga. Cheap to clone.
+#[derive(Clone)]
+pub struct Saga {
+    inner: Arc<Inner>,
+}
+
+impl Saga {
+    /// A saga runner; `changes` receives every status change it makes.
+    pub fn new(
+        db: Db,
+        bus: Bus,
+        upstream: Upstream,
+        changes: broadcast::Sender<Change>,
+        settings: Settings,
+    ) -> Self {
+        let permits = Semaphore::new(settings.max_inflight.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                bus,
+                upstream,
+                changes,
+                settings,
+                permits,
+                inflight: Mutex::new(HashSet::new()),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Applies a transition, publishes it to SSE streams, wakes the relay.
+    pub async fn apply(
+        &self,
+        order: &Order,
+        t: &Transition<'_>,
+    ) -> Result<Option<Change>, sqlx::Error> {
+        let change = store::transition(&self.inner.db, order, t).await?;
+        if let Some(c) = &change {
+            if t.publish {
+                self.inner.bus.nudge();
+            }
+            let _ = self.inner.changes.send(c.clone());
+        }
+        Ok(change)
+    }
+
+    /// Announces a new order to SSE streams.
+    pub fn apply_created(&self, change: Change) {
+        self.inner.bus.nudge();
+        let _ = self.inner.changes.send(change);
+    }
+
+    /// Drives `id` in the background now (deduplicated per process).
+    pub fn kick(&self, id: String) {
+        {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !inflight.insert(id.clone()) {
+                return;
+            }
+        }
+        let saga = self.clone();
+        tokio::spawn(async move {
+            if let Ok(_permit) = saga.inner.permits.acquire().await {
+                tokio::select! {
+                    () = saga.inner.shutdown.cancelled() => {}
+                    r = saga.drive(&id) => if let Err(e) = r {
+                        tracing::warn!(order_id = %id, error = %e, "saga step failed; the timer retries");
+                    }
+                }
+            }
+            saga.inner
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        });
+    }
+
+    /// Takes the order's lease and runs its due steps; returns at once when
+    /// another driver holds it.
+    pub async fn drive(&self, id: &str) -> Result<(), sqlx::Error> {
+        let db = &self.inner.db;
+        if !book::claim(db, id, self.inner.settings.lease_ms as i64).await? {
+            return Ok(());
+        }
+        let result = self.run(id).await;
+        book::release(db, id).await?;
+        result
+    }
+
+    async fn run(&self, id: &str) -> Result<(), sqlx::Error> {
+        let db = &self.inner.db;
+        // A handful of steps at most; the bound guards against a loop.
+        for _ in 0..8 {
+            let Some(order) = store::get(db, id).await? else {
+                return Ok(());
+            };
+            let step = match (order.status(), order.row.compensate == 1) {
+                (Status::Pending, _) => self.reserve(&order).await,
+                (Status::AwaitingPayment, _) => self.charge(&order).await,
+                (Status::Cancelled, true) => self.compensate(&order).await,
+                _ => return Ok(()),
+            };
+            match step {
+                Ok(Next::Continue) => {}
+                Ok(Next::RetryAfter { ms, charge }) => {
+                    return book::retry_later(db, id, ms, charge).await;
+                }
+                Err(StepError::Upstream(e)) => {
+                    let ms = backoff_ms(order.row.attempts + 1);
+                    tracing::info!(order_id = %id, error = %e, retry_in_ms = ms, "saga step will be retried");
+                    return book::retry_later(db, id, ms, false).await;
+                }
+                Err(StepError::Db(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The order moved on (cancelled) under a step that changed something
+    /// upstream: owe a refund/release so compensation undoes it.
+    async fn owe(&self, order: &Order) -> Result<(), sqlx::Error> {
+        book::set_compensate(&self.inner.db, &order.row.id, true).await
+    }
+
+    async fn reserve(&self, order: &Order) -> Result<Next, StepError> {
+        let (to, reason, publish) = match self.inner.upstream.reserve(order).await? {
+            Reservation::Reserved => (Status::AwaitingPayment, None, false),
+            Reservation::OutOfStock => (Status::Rejected, Some("out_of_stock"), true),
+        };
+        let t = Transition {
+            from: &[Status::Pending],
+            to,
+            reason,
+            compensate: false,
+            publish,
+        };
+        if self.apply(order, &t).await?.is_none() {
+            self.owe(order).await?;
+        }
+        Ok(Next::Continue)
+    }
+
+    async fn charge(&self, order: &Order) -> Result<Next, StepError> {
+        let up = &self.inner.upstream;
+        let id = &order.row.id;
+        let (to, reason) = match up.charge(order).await? {
+            Charge::Succeeded => {
+                up.commit(id).await?;
+                (Status::Confirmed, None)
+            }
+            Charge::Declined | Charge::Refunded => {
+                up.release(id).await?;
+                (Status::Rejected, Some("payment_declined"))
+            }
+            Charge::TimedOut => {
+                let attempts = order.row.charge_attempts + 1;
+                if attempts < i64::from(self.inner.settings.charge_attempts) {
+                    return Ok(Next::RetryAfter {
+                        ms: self.inner.settings.charge_retry_ms as i64,
+                        charge: true,
+                    });
+                }
+                // Give up: no stock held, and no money kept should a late
+                // charge have gone through.
+                up.release(id).await?;
+                up.refund(id).await?;
+                (Status::Rejected, Some("payment_timeout"))
+            }
+        };
+        let t = Transition {
+            from: &[Status::AwaitingPayment],
+            to,
+            reason,
+            compensate: false,
+            publish: true,
+        };
+        if self.apply(order, &t).await?.is_none() {
+            self.owe(order).await?;
+        }
+        Ok(Next::Continue)
+    }
+
+    async fn compensate(&self, order: &Order) -> Result<Next, StepError> {
+        let up = &self.inner.upstream;
+        up.refund(&order.row.id).await?;
+        up.release(&order.row.id).await?;
+        book::set_compensate(&self.inner.db, &order.row.id, false).await?;
+        Ok(Next::Continue)
+    }
+
+    /// The timer: every `saga_interval_ms`, drives every due order; every 3600 ticks,
+    /// purges expired idempotency keys. Cancelling `token` stops drivers too.
+    pub async fn run_timer(self, token: CancellationToken) {
+        let interval = Duration::from_millis(self.inner.settings.saga_interval_ms.max(10));
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+            match book::due(&self.inner.db, 500).await {
+                Ok(ids) => ids.into_iter().for_each(|id| self.kick(id)),
+                Err(e) => tracing::warn!(error = %e, "cannot list due orders"),
+            }
+            if ticks.is_multiple_of(3600) {
+                if let Err(e) = store::idempotency::purge(&self.inner.db).await {
+                    tracing::warn!(error = %e, "cannot purge idempotency keys");
+                }
+            }
+            ticks += 1;
+        }
+        self.inner.shutdown.cancel();
+    }
+}
+
+/// Delay before retrying a step after `attempt` transient failures: 200 ms
+/// doubling, capped at 5 s.
+pub fn backoff_ms(attempt: i64) -> i64 {
+    let exp = attempt.clamp(1, 10) - 1;
+    (200i64 << exp).min(5000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(super::backoff_ms(1), 200);
+        assert_eq!(super::backoff_ms(2), 400);
+        assert_eq!(super::backoff_ms(30), 5000);
+    }
+}

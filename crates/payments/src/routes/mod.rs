@@ -1,0 +1,4 @@
+//! HTTP routes, one module per resource.
+
+pub mod internal;
+pub mod public;
