@@ -3,6 +3,7 @@
 //! tests call with port-0 listeners and fresh databases).
 
 pub mod cmd_events;
+pub mod cmd_seed;
 pub mod platform;
 
 pub use platform::{Running, build_service, migrate, start};

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bazaar::platform;
+
+mod cmd_createsuperuser;
+mod cmd_keys;
 use bazaar_kit::config::LogFormat;
 use bazaar_kit::{Config, ServiceName};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,10 +48,20 @@ enum Command {
     },
     /// Validate the configuration and say exactly what is wrong.
     Check,
+    /// Create a staff superuser (prompts, or --noinput with BAZAAR_SUPERUSER_PASSWORD).
+    Createsuperuser(cmd_createsuperuser::Args),
+    /// Manage identity's token signing keys (`keys rotate`).
+    Keys(cmd_keys::Args),
     /// Inspect and replay dead-lettered events.
     Events {
         #[command(subcommand)]
         command: bazaar::cmd_events::EventsCommand,
+    },
+    /// Seed the demo catalog: grow it to at least N products.
+    Seed {
+        /// Products the catalog should hold.
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
     },
 }
 
@@ -108,6 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     bazaar_kit::telemetry::init(config.log_format, &config.log_level);
     match cli.command {
         Command::Up => {
+            bazaar::cmd_seed::demo_if_empty(&config).await?;
             let running = platform::start(config, &ServiceName::ALL).await?;
             print_banner(&running);
             run_until_signal(running).await?;
@@ -127,11 +141,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 platform::migrate(&config, name).await?;
                 println!(
                     "{name}: migrations applied ({})",
-                    redact(&config.database_url(name))
+                    bazaar_kit::config::redact_url(&config.database_url(name))
                 );
             }
         }
+        Command::Createsuperuser(args) => return cmd_createsuperuser::run(&config, args).await,
+        Command::Keys(args) => return cmd_keys::run(&config, args).await,
         Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
+        Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
         Command::Check => {}
     }
@@ -164,7 +181,7 @@ fn print_banner(running: &platform::Running) {
         if *name == ServiceName::Gateway {
             continue;
         }
-        let db = redact(&running.config.database_url(*name));
+        let db = bazaar_kit::config::redact_url(&running.config.database_url(*name));
         println!("  {:<14} http://{addr:<18} {db}", name.as_str());
     }
     println!("  broker         {}", running.config.broker_url.expose());
@@ -173,24 +190,13 @@ fn print_banner(running: &platform::Running) {
     println!();
 }
 
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 fn check(config: &Config) -> ExitCode {
     let problems = config.validate();
     if problems.is_empty() {
         println!("configuration OK");
         for name in ServiceName::ALL {
             let db = if name.has_database() {
-                redact(&config.database_url(name))
+                bazaar_kit::config::redact_url(&config.database_url(name))
             } else {
                 "-".into()
             };

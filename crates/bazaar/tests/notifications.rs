@@ -360,10 +360,7 @@ both_stores!(
     pending_emails_survive_a_restart,
     list_requires_a_token,
     list_shows_own_newest_first_and_staff_may_filter,
-    #[ignore = "needs identity service"]
     registration_sends_one_welcome_email_over_smtp,
-    #[ignore = "needs identity service"]
     new_user_sees_welcome_and_others_do_not,
-    #[ignore = "needs orders service"]
     order_confirmed_after_checkout,
 );

@@ -376,6 +376,16 @@ async fn checkout_postgres() {
     checkout(Store::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_postgres_rabbitmq() {
+    checkout(Store::PostgresRabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_postgres_nats() {
+    checkout(Store::PostgresNats).await;
+}
+
 async fn oversell(store: Store) {
     let Some(s) = Shop::start(store).await else {
         return;
@@ -420,11 +430,16 @@ async fn oversell_postgres() {
     oversell(Store::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversell_postgres_rabbitmq() {
+    oversell(Store::PostgresRabbitMq).await;
+}
+
 /// Stops the whole platform while 40 orders are mid-saga, starts a new one
 /// on the same data, and checks that every order ends correctly and that
 /// stock and payments agree with the outcomes.
 async fn crash_resume(store: Store) {
-    if store == Store::Postgres && !common::server_available("PostgreSQL", "127.0.0.1:5432").await {
+    if !store.available().await {
         return;
     }
     let issuer = issuer::Issuer::start().await;
@@ -499,6 +514,16 @@ async fn crash_resume_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_resume_postgres() {
     crash_resume(Store::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_resume_postgres_rabbitmq() {
+    crash_resume(Store::PostgresRabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_resume_postgres_nats() {
+    crash_resume(Store::PostgresNats).await;
 }
 
 fn parse_time(t: &str) -> f64 {

@@ -115,3 +115,190 @@ async fn platform_on_postgres() {
     foundation(&p).await;
     p.stop().await;
 }
+
+/// A TCP forwarder to PostgreSQL that the test can cut and restore, so the
+/// database "goes away" without stopping the shared server.
+struct Cable {
+    addr: std::net::SocketAddr,
+    stop: tokio_util_lite::Stop,
+}
+
+mod tokio_util_lite {
+    /// Cancels a forwarder and every connection it carries.
+    #[derive(Clone)]
+    pub struct Stop(pub tokio::sync::watch::Sender<bool>);
+}
+
+impl Cable {
+    async fn connect(addr: Option<std::net::SocketAddr>, upstream: &'static str) -> Cable {
+        let listener = tokio::net::TcpListener::bind(
+            addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")),
+        )
+        .await
+        .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut rx_accept = rx.clone();
+            loop {
+                tokio::select! {
+                    _ = rx_accept.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { break };
+                        let mut rx_conn = rx.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = rx_conn.changed() => {}
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Cable {
+            addr,
+            stop: tokio_util_lite::Stop(tx),
+        }
+    }
+
+    fn cut(self) -> std::net::SocketAddr {
+        let _ = self.stop.0.send(true);
+        self.addr
+    }
+}
+
+/// `bazaar serve catalog` on PostgreSQL: `/readyz` is a 503 problem while
+/// the database is unreachable and 200 again once it is back, no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database() {
+    if !common::server_available("PostgreSQL", "127.0.0.1:5432").await {
+        return;
+    }
+    let cable = Cable::connect(None, "127.0.0.1:5432").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = common::base_config(dir.path(), Store::Sqlite);
+    let db = format!(
+        "bzt_{}_catalog",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    config.catalog.database_url = Some(bazaar_kit::Secret::new(format!(
+        "postgres://postgres@{}/{db}",
+        cable.addr
+    )));
+    let running = bazaar::start(config, &[bazaar_kit::ServiceName::Catalog])
+        .await
+        .expect("catalog starts");
+    let url = format!(
+        "{}/readyz",
+        running.url(bazaar_kit::ServiceName::Catalog).expect("url")
+    );
+    let http = reqwest::Client::new();
+    let status = |http: reqwest::Client, url: String| async move {
+        let r = http.get(&url).send().await.expect("readyz answers");
+        let code = r.status();
+        let ct = r.headers().get("content-type").cloned();
+        (code, ct)
+    };
+    assert_eq!(status(http.clone(), url.clone()).await.0, StatusCode::OK);
+
+    let addr = cable.cut();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, ct) = status(http.clone(), url.clone()).await;
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(ct.expect("content type"), "application/problem+json");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz stayed {code} with the database gone"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let _cable = Cable::connect(Some(addr), "127.0.0.1:5432").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while status(http.clone(), url.clone()).await.0 != StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz did not recover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    running.stop().await.expect("clean stop");
+}
+
+/// `bazaar up` (the real binary) prints where everything is, serves, and
+/// exits 0 within 2 s of SIGTERM with no error lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_stops_cleanly_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bazaar"));
+    command
+        .arg("up")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for name in [
+        "GATEWAY",
+        "IDENTITY",
+        "CATALOG",
+        "ORDERS",
+        "PAYMENTS",
+        "NOTIFICATIONS",
+    ] {
+        command.env(format!("BAZAAR_{name}_LISTEN"), "127.0.0.1:0");
+    }
+    let mut child = command.spawn().expect("bazaar up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let gateway = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.trim().strip_prefix("Gateway (public API)") {
+                return rest.trim().trim_end_matches("/api/v1/").to_string();
+            }
+        }
+        panic!("bazaar up never printed the gateway URL");
+    })
+    .await
+    .expect("banner in time");
+    let r = reqwest::get(format!("{gateway}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(dir.path().join("data/catalog.db").exists());
+
+    let pid = child.id().expect("pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait())
+        .await
+        .expect("exited within 2 s")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .await
+        .expect("stderr");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("\"ERROR\"") || l.contains("\"WARN\""))
+        .collect();
+    assert!(errors.is_empty(), "error lines on shutdown: {errors:?}");
+}

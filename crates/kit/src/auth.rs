@@ -179,13 +179,16 @@ impl Verifier {
                 return Ok(key.clone());
             }
         }
-        self.refresh().await?;
+        // A failed fetch still lets a key we already hold verify (identity
+        // briefly down must not log everyone out); only an unknown kid then
+        // becomes "keys unavailable".
+        let refreshed = self.refresh().await;
         let cache = self.cache.read().await;
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| AuthError::UnknownKey(kid.to_string()))
+        match (cache.keys.get(kid), refreshed) {
+            (Some(key), _) => Ok(key.clone()),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(AuthError::UnknownKey(kid.to_string())),
+        }
     }
 
     /// Fetches the JWKS unless another fetch happened moments ago.

@@ -164,6 +164,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Seconds to keep retrying the database at start-up.
     pub db_connect_timeout_secs: u64,
+    /// Pooled connections per service (PostgreSQL).
+    pub db_max_connections: u32,
     /// Per-service tables.
     pub gateway: ServiceSettings,
     /// Identity settings.
@@ -194,6 +196,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
             db_connect_timeout_secs: 30,
+            db_max_connections: 10,
             gateway: ServiceSettings::default(),
             identity: ServiceSettings::default(),
             catalog: ServiceSettings::default(),
@@ -442,6 +445,17 @@ impl Config {
             problems.push("request_timeout_secs: must be at least 1".into());
         }
         problems
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs and banners.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -84,11 +84,22 @@ impl Db {
         migrations: &Migrations,
         wait: Duration,
     ) -> Result<Db, DbError> {
+        Self::connect_with(url, migrations, wait, 10).await
+    }
+
+    /// [`Db::connect`] with at most `max_connections` pooled connections
+    /// (PostgreSQL; SQLite keeps its own small pool).
+    pub async fn connect_with(
+        url: &str,
+        migrations: &Migrations,
+        wait: Duration,
+        max_connections: u32,
+    ) -> Result<Db, DbError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         let deadline = Instant::now() + wait;
         loop {
-            match Self::open(url, backend).await {
+            match Self::open(url, backend, max_connections).await {
                 Ok(db) => {
                     db.migrate(migrations).await?;
                     return Ok(db);
@@ -102,7 +113,7 @@ impl Db {
         }
     }
 
-    async fn open(url: &str, backend: Backend) -> Result<Db, sqlx::Error> {
+    async fn open(url: &str, backend: Backend, max_connections: u32) -> Result<Db, sqlx::Error> {
         if backend == Backend::Sqlite {
             let path = url
                 .trim_start_matches("sqlite://")
@@ -143,7 +154,7 @@ impl Db {
                     Ok(())
                 })
             }),
-            Backend::Postgres => options.max_connections(10),
+            Backend::Postgres => options.max_connections(max_connections.max(1)),
         };
         let pool = options.connect(url).await?;
         Ok(Db { pool, backend })

@@ -135,10 +135,11 @@ impl ServiceContext {
     /// Opens and migrates this service's own database.
     pub async fn database(&self, migrations: &Migrations) -> Result<Db, DbError> {
         let url = self.config.database_url(self.name);
-        Db::connect(
+        Db::connect_with(
             &url,
             migrations,
             Duration::from_secs(self.config.db_connect_timeout_secs),
+            self.config.db_max_connections,
         )
         .await
     }

@@ -20,6 +20,42 @@ pub enum Store {
     Sqlite,
     /// One fresh PostgreSQL database per service.
     Postgres,
+    /// PostgreSQL, with RabbitMQ as the event broker.
+    PostgresRabbitMq,
+    /// PostgreSQL, with NATS JetStream as the event broker.
+    PostgresNats,
+}
+
+impl Store {
+    /// Whether the services' databases are PostgreSQL.
+    pub fn is_postgres(self) -> bool {
+        self != Store::Sqlite
+    }
+
+    /// The servers this store needs: (what, address).
+    pub fn servers(self) -> Vec<(&'static str, &'static str)> {
+        let mut servers = Vec::new();
+        if self.is_postgres() {
+            servers.push(("PostgreSQL", "127.0.0.1:5432"));
+        }
+        match self {
+            Store::PostgresRabbitMq => servers.push(("RabbitMQ", "127.0.0.1:5672")),
+            Store::PostgresNats => servers.push(("NATS", "127.0.0.1:4222")),
+            _ => {}
+        }
+        servers
+    }
+
+    /// `true` when every server it needs answers (skips loudly otherwise;
+    /// fails under CI=true).
+    pub async fn available(self) -> bool {
+        for (what, addr) in self.servers() {
+            if !server_available(what, addr).await {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A running platform plus an HTTP client.
@@ -72,12 +108,29 @@ pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
     let mut config = Config::default();
     config.data_dir = dir.to_path_buf();
     config.log_level = "warn".into();
+    // Many test platforms share one PostgreSQL (max_connections = 100).
+    config.db_max_connections = 4;
     for name in ServiceName::ALL {
         config.service_mut(name).listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     }
-    if store == Store::Postgres {
-        let db = format!("bzt_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        config.database_url = Some(bazaar_kit::Secret::new(format!("{}/{db}", postgres_url())));
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    if store.is_postgres() {
+        config.database_url = Some(bazaar_kit::Secret::new(format!(
+            "{}/bzt_{tag}",
+            postgres_url()
+        )));
+    }
+    // A namespace of its own on a shared broker.
+    config.broker_namespace = format!("bzt{tag}");
+    match store {
+        Store::PostgresRabbitMq => {
+            config.broker_url =
+                bazaar_kit::Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        }
+        Store::PostgresNats => {
+            config.broker_url = bazaar_kit::Secret::new("nats://127.0.0.1:4222".into())
+        }
+        _ => {}
     }
     config
 }
@@ -89,7 +142,7 @@ pub async fn start(store: Store) -> Option<TestPlatform> {
 
 /// Starts the whole platform after `customize` adjusts the configuration.
 pub async fn start_with(store: Store, customize: impl FnOnce(&mut Config)) -> Option<TestPlatform> {
-    if store == Store::Postgres && !server_available("PostgreSQL", "127.0.0.1:5432").await {
+    if !store.available().await {
         return None;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -154,6 +207,106 @@ impl TestPlatform {
                 panic!("timed out after {secs}s waiting for: {what}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A registered, logged-in user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// User id.
+    pub id: String,
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+}
+
+impl TestPlatform {
+    /// Logs `username` in; returns the token response body.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/auth/token/"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// Registers `username` (email `<username>@example.com`) and logs in.
+    pub async fn register_and_login(&self, username: &str) -> TestUser {
+        let password = format!("Sturdy-{username}-Pass-42");
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/register/"))
+            .json(&serde_json::json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": password,
+            }))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(
+            r.status(),
+            201,
+            "register {username}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let user: serde_json::Value = r.json().await.expect("user body");
+        let r = self.login(username, &password).await;
+        assert_eq!(r.status(), 200, "login {username}");
+        let tokens: serde_json::Value = r.json().await.expect("token body");
+        TestUser {
+            id: user["id"].as_str().expect("id").to_string(),
+            username: username.to_string(),
+            password,
+            access: tokens["access"].as_str().expect("access").to_string(),
+            refresh: tokens["refresh"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// Creates a staff user straight in identity's database (what `bazaar
+    /// createsuperuser` does) and logs it in through the gateway.
+    pub async fn staff_user(&self, username: &str) -> TestUser {
+        let password = format!("Staff-{username}-Pass-42");
+        let db = bazaar_identity::admin::open(&self.config)
+            .await
+            .expect("identity db");
+        bazaar_identity::admin::create_superuser(
+            &db,
+            bazaar_identity::domain::Username::parse(username).expect("username"),
+            bazaar_identity::domain::Email::parse(&format!("{username}@example.com"))
+                .expect("email"),
+            Some(password.clone()),
+        )
+        .await
+        .expect("superuser");
+        db.close().await;
+        let r = self.login(username, &password).await;
+        assert_eq!(r.status(), 200, "staff login");
+        let tokens: serde_json::Value = r.json().await.expect("token body");
+        let access = tokens["access"].as_str().expect("access").to_string();
+        let me: serde_json::Value = self
+            .http
+            .get(self.url("/api/v1/users/me/"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("me body");
+        TestUser {
+            id: me["id"].as_str().expect("id").to_string(),
+            username: username.to_string(),
+            password,
+            access,
+            refresh: tokens["refresh"].as_str().expect("refresh").to_string(),
         }
     }
 }

@@ -123,18 +123,40 @@ pub async fn order_confirmed_after_checkout(store: Store) {
     };
     let ann = register(&p, "ann").await;
     let ben = register(&p, "ben").await;
+    // A product of its own, made by staff through the public API.
+    let staff = p.staff_user("notify_admin").await;
     let r = p
         .http
-        .get(p.url("/api/v1/products/?in_stock=true&page_size=1"))
+        .post(p.url("/api/v1/categories/"))
+        .bearer_auth(&staff.access)
+        .json(&json!({"name": "Lamps", "slug": "lamps"}))
         .send()
         .await
-        .expect("products");
-    let products: Value = r.json().await.expect("products");
-    let product = products["results"][0].clone();
-    assert!(
-        product.is_object(),
-        "needs a product in stock (demo seed): {products}"
+        .expect("category");
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap_or_default()
     );
+    let r = p
+        .http
+        .post(p.url("/api/v1/products/"))
+        .bearer_auth(&staff.access)
+        .json(
+            &json!({"sku": "LAMP-1", "name": "Brass desk lamp", "description": "Warm light",
+                      "price": "24.50", "currency": "USD", "category": "lamps", "stock": 5}),
+        )
+        .send()
+        .await
+        .expect("product");
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let product: Value = r.json().await.expect("product");
     let r = p
         .http
         .post(p.url("/api/v1/orders/"))

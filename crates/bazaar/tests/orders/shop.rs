@@ -47,9 +47,7 @@ pub async fn config(
 impl Shop {
     /// Starts a platform; `None` when its servers are absent (skip).
     pub async fn start(store: Store) -> Option<Shop> {
-        if store == Store::Postgres
-            && !common::server_available("PostgreSQL", "127.0.0.1:5432").await
-        {
+        if !store.available().await {
             return None;
         }
         let issuer = Issuer::start().await;

@@ -123,23 +123,23 @@ impl Bus {
     /// consumer name (default `bazaar`), so platforms can share a broker.
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Bus> {
         install_crypto_provider();
-        let kind = if url == "embedded" {
-            BusKind::Embedded(embedded::EmbeddedBus::default())
-        } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
-            BusKind::Amqp(
-                amqp::Amqp::connect(url, namespace)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("RabbitMQ at {}: {e}", redact(url)))?,
-            )
-        } else if url.starts_with("nats://") || url.starts_with("tls://") {
-            BusKind::Nats(
-                nats::Nats::connect(url, namespace)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("NATS at {}: {e}", redact(url)))?,
-            )
-        } else {
-            anyhow::bail!("unsupported broker URL {:?}", redact(url));
-        };
+        let kind =
+            if url == "embedded" {
+                BusKind::Embedded(embedded::EmbeddedBus::default())
+            } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
+                BusKind::Amqp(amqp::Amqp::connect(url, namespace).await.map_err(|e| {
+                    anyhow::anyhow!("RabbitMQ at {}: {e}", crate::config::redact_url(url))
+                })?)
+            } else if url.starts_with("nats://") || url.starts_with("tls://") {
+                BusKind::Nats(nats::Nats::connect(url, namespace).await.map_err(|e| {
+                    anyhow::anyhow!("NATS at {}: {e}", crate::config::redact_url(url))
+                })?)
+            } else {
+                anyhow::bail!(
+                    "unsupported broker URL {:?}",
+                    crate::config::redact_url(url)
+                );
+            };
         Ok(Bus::with_kind(kind))
     }
 
@@ -271,16 +271,6 @@ impl Service {
 /// URL cannot panic on "no process-level CryptoProvider".
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Replays dead letters an operator queued (`bazaar events replay`), once

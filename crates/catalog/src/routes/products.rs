@@ -1,0 +1,146 @@
+//! `/api/v1/products/`: list (filters, search, ordering, pagination) and
+//! detail are public and cached; writes are staff only.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bazaar_kit::Problem;
+use bazaar_kit::auth::StaffUser;
+use bazaar_kit::extract::{Json, RequestUrl, query_map};
+use bazaar_kit::pagination::PageRequest;
+
+use super::{AppState, json_bytes, to_bytes};
+use crate::domain::{ProductBody, ProductFilter};
+use crate::error::CatalogError;
+use crate::store::products::invalid_category;
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/products", get(list).post(create))
+        .route(
+            "/api/v1/products/{id}",
+            get(detail).put(replace).patch(update).delete(remove),
+        )
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(
+    State(state): State<AppState>,
+    RequestUrl(url): RequestUrl,
+) -> Result<Response, Problem> {
+    let key = url.as_str().to_string();
+    let generation = state.cache.generation();
+    if let Some(body) = state.cache.get(generation, &key).await {
+        return Ok(json_bytes(body));
+    }
+    let filter = ProductFilter::parse(&query_map(url.query())).map_err(CatalogError::Invalid)?;
+    let mut pr = PageRequest::from_url(url)?;
+    let category_id = match filter.category.as_deref() {
+        Some(slug) => Some(state.store.category_id(slug).await?.ok_or_else(|| {
+            CatalogError::field(
+                "category",
+                format!(
+                    "Select a valid choice. {} That choice is not one of the available choices.",
+                    invalid_category(slug)
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let count = state
+        .store
+        .count_products(&filter, category_id.as_deref())
+        .await?;
+    pr.resolve(count)?;
+    let results = state
+        .store
+        .list_products(&filter, category_id.as_deref(), pr.limit(), pr.offset())
+        .await?;
+    let body = to_bytes(&pr.page(count, results))?;
+    state.cache.insert(generation, key, body.clone()).await;
+    Ok(json_bytes(body))
+}
+
+#[tracing::instrument(skip(state))]
+async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let key = format!("product:{id}");
+    let generation = state.cache.generation();
+    if let Some(body) = state.cache.get(generation, &key).await {
+        return Ok(json_bytes(body));
+    }
+    let product = state
+        .store
+        .product(&id)
+        .await?
+        .ok_or(CatalogError::NotFound)?;
+    let body = to_bytes(&product)?;
+    state.cache.insert(generation, key, body.clone()).await;
+    Ok(json_bytes(body))
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(
+    State(state): State<AppState>,
+    _staff: StaffUser,
+    Json(body): Json<ProductBody>,
+) -> Result<Response, Problem> {
+    let patch = body.validate(true).map_err(CatalogError::Invalid)?;
+    let product = state.store.create_product(patch).await?;
+    state.written();
+    Ok((StatusCode::CREATED, Json(product)).into_response())
+}
+
+#[tracing::instrument(skip(state, _staff, body))]
+async fn replace(
+    State(state): State<AppState>,
+    _staff: StaffUser,
+    Path(id): Path<String>,
+    Json(body): Json<ProductBody>,
+) -> Result<Response, Problem> {
+    write(state, &id, body, true).await
+}
+
+#[tracing::instrument(skip(state, _staff, body))]
+async fn update(
+    State(state): State<AppState>,
+    _staff: StaffUser,
+    Path(id): Path<String>,
+    Json(body): Json<ProductBody>,
+) -> Result<Response, Problem> {
+    write(state, &id, body, false).await
+}
+
+async fn write(
+    state: AppState,
+    id: &str,
+    body: ProductBody,
+    full: bool,
+) -> Result<Response, Problem> {
+    // A missing product is a 404 before any validation error, as in DRF.
+    if state.store.product(id).await?.is_none() {
+        return Err(CatalogError::NotFound.into());
+    }
+    let patch = body.validate(full).map_err(CatalogError::Invalid)?;
+    let result = state.store.update_product(id, patch).await;
+    if result.is_ok() {
+        state.written();
+    }
+    Ok(Json(result?).into_response())
+}
+
+#[tracing::instrument(skip(state, _staff))]
+async fn remove(
+    State(state): State<AppState>,
+    _staff: StaffUser,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    state.store.delete_product(&id).await?;
+    state.written();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
