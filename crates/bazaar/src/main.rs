@@ -12,6 +12,11 @@ use bazaar_kit::config::LogFormat;
 use bazaar_kit::{Config, ServiceName};
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: request handling allocates many small, short-lived buffers,
+/// which it serves faster than the system allocator under concurrency.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Bazaar: an e-commerce platform as microservices, in one binary.
 #[derive(Parser, Debug)]
 #[command(name = "bazaar", version, about)]

@@ -326,6 +326,12 @@ async fn tokens_and_sessions(p: &TestPlatform) {
         StatusCode::UNAUTHORIZED,
         "logged-out token is revoked"
     );
+    let r = post(p, "/api/v1/auth/logout/", json!({"refresh": refresh})).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NO_CONTENT,
+        "logging out twice is harmless"
+    );
     let r = post(p, "/api/v1/auth/logout/", json!({"refresh": "unknown"})).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

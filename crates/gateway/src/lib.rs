@@ -1,36 +1,132 @@
 //! The API gateway: the platform's one public door. It owns no data; it
-//! routes `/api/v1/...` to the owning service, hides `/internal/`, and
-//! passes request ids and trace context on.
+//! routes `/api/v1/...` to the owning service's pool, hides `/internal/`,
+//! pre-verifies JWTs, rate-limits per IP and per user, balances and
+//! health-checks instances, breaks circuits, and serves one merged OpenAPI
+//! document with offline Swagger UI.
 
+mod config;
+mod docs;
+mod guard;
+mod health;
+mod limit;
+mod pool;
 mod proxy;
 mod routes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
-use bazaar_kit::{Service, ServiceContext};
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{any, get};
+use bazaar_kit::{Service, ServiceContext, ServiceName};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use config::{GatewaySettings, Limit};
 pub use routes::{RouteTable, Upstream};
 
 /// Builds the gateway from the platform configuration.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
-    let table = RouteTable::from_config(&ctx.config);
-    let proxy = Arc::new(proxy::Proxy::new(table, ctx.http_options().request_timeout));
+    let settings: GatewaySettings = ctx
+        .config
+        .section(ServiceName::Gateway)
+        .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
+    let table =
+        RouteTable::from_config(&ctx.config, &settings.routes).map_err(|e| anyhow::anyhow!(e))?;
+    let open_for = Duration::from_millis(settings.breaker_open_ms.max(1));
+    let pools = table
+        .upstreams()
+        .iter()
+        .map(|u| pool::Pool::new(u, settings.breaker_failures, open_for))
+        .collect();
+    let limiter = limit::Limiter::new(
+        ctx.config.redis_url.as_ref().map(|s| s.expose().as_str()),
+        &settings.rate_limit_prefix,
+    )?;
+    let timeout = settings
+        .upstream_timeout_secs
+        .map_or(ctx.http_options().request_timeout, Duration::from_secs);
+    let proxy = Arc::new(proxy::Proxy {
+        table,
+        pools,
+        client: proxy::client(Duration::from_millis(settings.connect_timeout_ms.max(1))),
+        guard: guard::Guard::new(settings.clone(), limiter, ctx.verifier.clone()),
+        timeout,
+    });
+    let docs = Arc::new(docs::Docs::new(
+        proxy.clone(),
+        Duration::from_secs(settings.openapi_cache_secs),
+    ));
+    let docs_router = Router::new()
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::ui_index))
+        .route("/docs/{*file}", get(docs::ui_asset))
+        .with_state(docs);
     let router = Router::new()
         .route("/api/{*rest}", any(proxy::forward))
         .route("/.well-known/{*rest}", any(proxy::forward))
         .route("/internal/{*rest}", any(proxy::hidden))
-        .with_state(proxy.clone());
+        .with_state(proxy.clone())
+        .merge(docs_router)
+        .layer(CompressionLayer::new());
+    let router = match cors(&settings.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
     let mut service = ctx.service(router);
-    for upstream in proxy.upstreams() {
+    for (idx, upstream) in proxy.table.upstreams().iter().enumerate() {
         let proxy = proxy.clone();
-        let name = upstream.name.clone();
-        service = service.with_ready_check(&format!("upstream:{name}"), move || {
+        service = service.with_ready_check(&format!("upstream:{}", upstream.name), move || {
             let proxy = proxy.clone();
-            let name = name.clone();
-            Box::pin(async move { proxy.probe(&name).await })
+            Box::pin(async move { health::ready(&proxy, idx).await })
         });
     }
-    Ok(service)
+    let interval = Duration::from_millis(settings.health_interval_ms.max(100));
+    let checker = proxy.clone();
+    Ok(service.with_worker("health-checks", move |token| {
+        Box::pin(health::run(checker, interval, token))
+    }))
+}
+
+/// CORS for the configured origins (`*` = any); `None` when none are.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::HeaderName::from_static("idempotency-key"),
+                header::HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                header::HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+                header::LOCATION,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }

@@ -1,27 +1,40 @@
-//! Streaming reverse proxy over a pooled hyper client.
+//! Streaming reverse proxy over a pooled hyper client: edge checks, breaker,
+//! balancing, retries (idempotent, bodiless requests whose connection
+//! failed, so nothing reached the upstream) and timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bazaar_kit::Problem;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::routes::{RouteTable, Upstream, is_forbidden_path};
+use crate::guard::Guard;
+use crate::pool::{Admission, Pool};
+use crate::routes::{RouteTable, is_forbidden_path};
+
+/// The HTTP client used for upstreams and health checks.
+pub type HttpClient = Client<HttpConnector, Body>;
 
 /// Forwards requests to the upstream that owns their path.
 pub struct Proxy {
-    table: RouteTable,
-    client: Client<HttpConnector, Body>,
-    timeout: Duration,
-    next: AtomicUsize,
+    /// Prefix → pool index.
+    pub table: RouteTable,
+    /// One pool per upstream, indexed like `table.upstreams()`.
+    pub pools: Vec<Pool>,
+    /// Pooled keep-alive client.
+    pub client: HttpClient,
+    /// Edge policy.
+    pub guard: Guard,
+    /// Time allowed for an upstream's response head.
+    pub timeout: Duration,
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
@@ -37,58 +50,18 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-impl Proxy {
-    /// A proxy over `table`; upstream responses must start within `timeout`.
-    pub fn new(table: RouteTable, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(512)
-            .build(connector);
-        Self {
-            table,
-            client,
-            timeout,
-            next: AtomicUsize::new(0),
-        }
-    }
+/// Attempts per request when connections fail (idempotent, bodiless only).
+const MAX_ATTEMPTS: usize = 3;
 
-    /// Every upstream pool.
-    pub fn upstreams(&self) -> &[Upstream] {
-        self.table.upstreams()
-    }
-
-    /// Ready when at least one instance of the pool answers `/readyz`.
-    pub async fn probe(&self, name: &str) -> Result<(), String> {
-        let Some(upstream) = self.table.upstreams().iter().find(|u| u.name == name) else {
-            return Err(format!("{name}: unknown upstream"));
-        };
-        for url in &upstream.urls {
-            let Ok(uri) = format!("{url}/readyz").parse::<Uri>() else {
-                continue;
-            };
-            let request = Request::get(uri).body(Body::empty());
-            let Ok(request) = request else { continue };
-            if let Ok(Ok(response)) =
-                tokio::time::timeout(Duration::from_secs(2), self.client.request(request)).await
-            {
-                if response.status().is_success() {
-                    return Ok(());
-                }
-            }
-        }
-        Err(format!("{name}: no ready instance"))
-    }
-
-    fn pick<'a>(&self, upstream: &'a Upstream) -> Option<&'a str> {
-        if upstream.urls.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % upstream.urls.len();
-        Some(upstream.urls[i].as_str())
-    }
+/// A client with nodelay, a connect timeout and a large keep-alive pool.
+pub fn client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(512)
+        .build(connector)
 }
 
 /// `/internal/...` is never routed.
@@ -98,64 +71,171 @@ pub async fn hidden() -> Problem {
 
 /// Forwards one request, streaming both bodies.
 pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
-    let original = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().clone(), |o| o.0.clone());
-    let raw_path = original.path();
-    if is_forbidden_path(raw_path) {
-        return Problem::not_found().into_response();
+    match proxy.forward(req).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
     }
-    let Some(upstream) = proxy.table.route(raw_path) else {
-        return Problem::not_found().into_response();
-    };
-    let Some(base) = proxy.pick(upstream) else {
-        return Problem::unavailable(format!("No instance of {} is configured.", upstream.name))
-            .into_response();
-    };
-    let path_and_query = original.path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("{base}{path_and_query}").parse::<Uri>() else {
-        return Problem::not_found().into_response();
-    };
-    let client_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let (mut parts, body) = req.into_parts();
-    let host = parts.headers.get(header::HOST).cloned();
-    strip_hop_by_hop(&mut parts.headers);
-    forwarded_headers(&mut parts.headers, client_ip, host);
-    parts.uri = uri;
-    parts.version = axum::http::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body);
-    let name = upstream.name.clone();
-    let started = std::time::Instant::now();
-    let result = tokio::time::timeout(proxy.timeout, proxy.client.request(upstream_req)).await;
-    metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => name.clone())
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(Ok(response)) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+}
+
+enum Failure {
+    Connect,
+    Other(String),
+    Timeout,
+}
+
+impl Proxy {
+    async fn forward(&self, req: Request) -> Result<Response, Problem> {
+        let original = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or_else(|| req.uri().clone(), |o| o.0.clone());
+        let raw_path = original.path();
+        if is_forbidden_path(raw_path) {
+            return Err(Problem::not_found());
         }
-        Ok(Err(e)) => {
-            metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => "unavailable")
+        let idx = self.table.route(raw_path).ok_or_else(Problem::not_found)?;
+        let pool = &self.pools[idx];
+        let client_ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        self.guard
+            .admit(req.method(), raw_path, req.headers(), client_ip)
+            .await?;
+        let admission = pool.breaker.admit().map_err(|wait| {
+            metrics::counter!("gateway_upstream_errors_total", "upstream" => pool.name.clone(), "kind" => "circuit_open")
                 .increment(1);
-            tracing::warn!(upstream = %name, error = %e, "upstream unavailable");
             Problem::unavailable(format!(
-                "The {name} service is unavailable; try again shortly."
+                "The {} service is unavailable (circuit open); try again shortly.",
+                pool.name
             ))
-            .with_retry_after(1)
-            .into_response()
+            .with_retry_after(wait.as_secs() + 1)
+        })?;
+        let path_and_query = original
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let (mut parts, body) = req.into_parts();
+        let host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        forwarded_headers(&mut parts.headers, client_ip.map(|ip| ip.to_string()), host);
+        parts.version = axum::http::Version::HTTP_11;
+        let retryable = is_idempotent(&parts.method) && has_no_body(&parts.headers);
+        let mut body = Some(body);
+        let mut tried = Vec::new();
+        let started = Instant::now();
+        let outcome = loop {
+            let Some(i) = pool.pick(&tried) else {
+                break Err(Failure::Connect);
+            };
+            tried.push(i);
+            let instance = &pool.instances[i];
+            let uri: Uri = format!("{}{path_and_query}", instance.url)
+                .parse()
+                .map_err(|_| Problem::not_found())?;
+            let attempt_body = body.take().unwrap_or_else(Body::empty);
+            let request = rebuild(&parts, uri, attempt_body);
+            let _in_flight = pool.start(i);
+            match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+                Ok(Ok(response)) => break Ok(response),
+                Ok(Err(e)) if e.is_connect() => {
+                    instance.set_healthy(&pool.name, false);
+                    tracing::warn!(upstream = %pool.name, instance = %instance.url, error = %e, "connect failed");
+                    if !(retryable && tried.len() < MAX_ATTEMPTS.min(pool.instances.len())) {
+                        break Err(Failure::Connect);
+                    }
+                }
+                Ok(Err(e)) => break Err(Failure::Other(error_chain(&e))),
+                Err(_) => break Err(Failure::Timeout),
+            }
+        };
+        let name = &pool.name;
+        metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        let upstream_fault = match &outcome {
+            Ok(_) => false,
+            Err(Failure::Other(e)) => !e.contains("length limit exceeded"),
+            Err(_) => true,
+        };
+        pool.breaker.record(!upstream_fault);
+        if admission == Admission::Probe {
+            tracing::info!(upstream = %name, ok = outcome.is_ok(), "half-open probe");
         }
-        Err(_) => {
-            metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => "timeout")
-                .increment(1);
-            Problem::gateway_timeout(format!("The {name} service did not answer in time."))
-                .into_response()
+        match outcome {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Ok(Response::from_parts(parts, Body::new(body)))
+            }
+            Err(failure) => {
+                let kind = match &failure {
+                    Failure::Connect => "connect",
+                    Failure::Other(_) => "unavailable",
+                    Failure::Timeout => "timeout",
+                };
+                metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => kind)
+                    .increment(1);
+                Err(match failure {
+                    Failure::Timeout => Problem::gateway_timeout(format!(
+                        "The {name} service did not answer in time."
+                    )),
+                    Failure::Other(e) if e.contains("length limit exceeded") => Problem::new(
+                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "Request body exceeds the 1 MiB limit.",
+                    ),
+                    Failure::Other(e) => {
+                        tracing::warn!(upstream = %name, error = %e, "upstream failed");
+                        Problem::unavailable(format!(
+                            "The {name} service is unavailable; try again shortly."
+                        ))
+                        .with_retry_after(1)
+                    }
+                    Failure::Connect => Problem::unavailable(format!(
+                        "The {name} service is unavailable; try again shortly."
+                    ))
+                    .with_retry_after(1),
+                })
+            }
         }
     }
+}
+
+fn rebuild(parts: &Parts, uri: Uri, body: Body) -> Request {
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
+
+fn has_no_body(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -191,17 +271,20 @@ fn forwarded_headers(
     if !headers.contains_key("x-forwarded-proto") {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     }
-    if let Some(host) = host {
-        if !headers.contains_key("x-forwarded-host") {
-            headers.insert("x-forwarded-host", host);
-        }
+    if let Some(host) = host
+        && !headers.contains_key("x-forwarded-host")
+    {
+        headers.insert("x-forwarded-host", host);
     }
     headers.remove(header::HOST);
     if !headers.contains_key("traceparent") {
-        // Start the trace here so every hop shares one trace id.
-        let trace = uuid::Uuid::new_v4().simple().to_string();
-        let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-        if let Ok(v) = HeaderValue::from_str(&format!("00-{trace}-{span}-01")) {
+        // Start the trace here so every hop shares one trace id (a
+        // thread-local generator: no syscall per request).
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        let trace: u128 = rng.random::<u128>().max(1);
+        let span: u64 = rng.random::<u64>().max(1);
+        if let Ok(v) = HeaderValue::from_str(&format!("00-{trace:032x}-{span:016x}-01")) {
             headers.insert("traceparent", v);
         }
     }

@@ -1,5 +1,8 @@
 //! The routing table: public path prefix → upstream service pool.
 
+use std::collections::BTreeMap;
+
+use axum::http::Method;
 use bazaar_kit::{Config, ServiceName};
 
 /// One upstream service and the URLs of its instances.
@@ -31,8 +34,10 @@ const PREFIXES: &[(&str, ServiceName)] = &[
 ];
 
 impl RouteTable {
-    /// The table of SPEC §3, with upstream URLs from configuration.
-    pub fn from_config(config: &Config) -> Self {
+    /// The table of SPEC §3 with upstream URLs from configuration, plus
+    /// `extra` routes (prefix → service name or comma-separated URLs), which
+    /// override a default prefix of the same name.
+    pub fn from_config(config: &Config, extra: &BTreeMap<String, String>) -> Result<Self, String> {
         let services = [
             ServiceName::Identity,
             ServiceName::Catalog,
@@ -40,29 +45,64 @@ impl RouteTable {
             ServiceName::Payments,
             ServiceName::Notifications,
         ];
-        let upstreams: Vec<Upstream> = services
+        let mut upstreams: Vec<Upstream> = services
             .iter()
             .map(|s| Upstream {
                 name: s.as_str().to_string(),
                 urls: config.urls(*s),
             })
             .collect();
-        let mut routes: Vec<(String, usize)> = PREFIXES
+        let mut table: BTreeMap<String, usize> = PREFIXES
             .iter()
             .filter_map(|(prefix, service)| {
                 let idx = services.iter().position(|s| s == service)?;
                 Some(((*prefix).to_string(), idx))
             })
             .collect();
+        for (prefix, target) in extra {
+            if !(prefix.starts_with("/api/") || prefix.starts_with("/.well-known/")) {
+                return Err(format!(
+                    "gateway.routes: {prefix:?} must start with /api/ or /.well-known/"
+                ));
+            }
+            if is_forbidden_path(prefix) {
+                return Err(format!("gateway.routes: {prefix:?} cannot be routed"));
+            }
+            let prefix = format!("{}/", prefix.trim_end_matches('/'));
+            let idx = match ServiceName::parse(target.trim()) {
+                Some(service) => services.iter().position(|s| *s == service).ok_or_else(|| {
+                    format!("gateway.routes: {prefix:?} cannot point at {target}")
+                })?,
+                None => {
+                    let urls: Vec<String> = target
+                        .split(',')
+                        .map(|u| u.trim().trim_end_matches('/').to_string())
+                        .filter(|u| !u.is_empty())
+                        .collect();
+                    if urls.is_empty() || !urls.iter().all(|u| u.starts_with("http://")) {
+                        return Err(format!(
+                            "gateway.routes: {prefix:?} → {target:?} is neither a service name nor http:// URLs"
+                        ));
+                    }
+                    upstreams.push(Upstream {
+                        name: prefix.trim_matches('/').replace('/', "_"),
+                        urls,
+                    });
+                    upstreams.len() - 1
+                }
+            };
+            table.insert(prefix, idx);
+        }
+        let mut routes: Vec<(String, usize)> = table.into_iter().collect();
         routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        Self { routes, upstreams }
+        Ok(Self { routes, upstreams })
     }
 
-    /// The upstream for a (normalised) path; `None` → 404.
-    pub fn route(&self, path: &str) -> Option<&Upstream> {
+    /// The index of the upstream for a (normalised) path; `None` → 404.
+    pub fn route(&self, path: &str) -> Option<usize> {
         self.routes.iter().find_map(|(prefix, idx)| {
             let bare = prefix.trim_end_matches('/');
-            (path == bare || path.starts_with(prefix.as_str())).then(|| &self.upstreams[*idx])
+            (path == bare || path.starts_with(prefix.as_str())).then_some(*idx)
         })
     }
 
@@ -70,6 +110,60 @@ impl RouteTable {
     pub fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
     }
+}
+
+/// Rate-limit groups: the auth endpoints get a tighter per-IP budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// `/api/v1/auth/...` (credential guessing target).
+    Auth,
+    /// Everything else.
+    Api,
+}
+
+impl Group {
+    /// The group of a path.
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/api/v1/auth/") || path == "/api/v1/auth" {
+            Group::Auth
+        } else {
+            Group::Api
+        }
+    }
+
+    /// Name used in limiter keys and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Auth => "auth",
+            Group::Api => "api",
+        }
+    }
+}
+
+/// Auth endpoints reachable without a token (trailing slash optional).
+const PUBLIC_AUTH: &[&str] = &[
+    "/api/v1/auth/register",
+    "/api/v1/auth/token",
+    "/api/v1/auth/token/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/service-token",
+];
+
+/// Whether a request may pass without a bearer token. Everything else under
+/// `/api/` needs a valid access token before it is forwarded.
+pub fn is_public(method: &Method, path: &str) -> bool {
+    if path.starts_with("/.well-known/") {
+        return true;
+    }
+    let bare = path.trim_end_matches('/');
+    if PUBLIC_AUTH.contains(&bare) {
+        return true;
+    }
+    let read = method == Method::GET || method == Method::HEAD;
+    let catalog = ["/api/v1/products", "/api/v1/categories"]
+        .iter()
+        .any(|p| bare == *p || bare.starts_with(&format!("{p}/")));
+    read && catalog
 }
 
 /// Whether a raw request path must be refused: `/internal/` anywhere, dot
@@ -94,33 +188,51 @@ mod tests {
 
     #[test]
     fn routes_follow_the_spec() {
-        let table = RouteTable::from_config(&Config::default());
-        assert_eq!(
-            table.route("/api/v1/products/").map(|u| u.name.as_str()),
-            Some("catalog")
-        );
-        assert_eq!(
-            table.route("/api/v1/products").map(|u| u.name.as_str()),
-            Some("catalog")
-        );
-        assert_eq!(
-            table.route("/api/v1/auth/token/").map(|u| u.name.as_str()),
-            Some("identity")
-        );
-        assert_eq!(
-            table
-                .route("/.well-known/jwks.json")
-                .map(|u| u.name.as_str()),
-            Some("identity")
-        );
-        assert_eq!(
-            table
-                .route("/api/v1/orders/x/cancel/")
-                .map(|u| u.name.as_str()),
-            Some("orders")
-        );
+        let table = RouteTable::from_config(&Config::default(), &BTreeMap::new()).expect("table");
+        let name = |p: &str| table.route(p).map(|i| table.upstreams()[i].name.clone());
+        assert_eq!(name("/api/v1/products/").as_deref(), Some("catalog"));
+        assert_eq!(name("/api/v1/products").as_deref(), Some("catalog"));
+        assert_eq!(name("/api/v1/auth/token/").as_deref(), Some("identity"));
+        assert_eq!(name("/.well-known/jwks.json").as_deref(), Some("identity"));
+        assert_eq!(name("/api/v1/orders/x/cancel/").as_deref(), Some("orders"));
         assert!(table.route("/api/v1/productsx").is_none());
         assert!(table.route("/api/v2/products/").is_none());
+    }
+
+    #[test]
+    fn extra_routes_override_and_add_pools() {
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "/api/v1/reviews/".to_string(),
+            "http://a:1, http://b:2".to_string(),
+        );
+        extra.insert("/api/v1/users".to_string(), "catalog".to_string());
+        let table = RouteTable::from_config(&Config::default(), &extra).expect("table");
+        let reviews = table.route("/api/v1/reviews/x").expect("routed");
+        assert_eq!(
+            table.upstreams()[reviews].urls,
+            ["http://a:1", "http://b:2"]
+        );
+        let users = table.route("/api/v1/users/me").expect("routed");
+        assert_eq!(table.upstreams()[users].name, "catalog");
+        let mut bad = BTreeMap::new();
+        bad.insert("/internal/".to_string(), "catalog".to_string());
+        assert!(RouteTable::from_config(&Config::default(), &bad).is_err());
+    }
+
+    #[test]
+    fn public_routes_are_the_spec_ones() {
+        assert!(is_public(&Method::POST, "/api/v1/auth/token/"));
+        assert!(is_public(&Method::POST, "/api/v1/auth/token/refresh"));
+        assert!(is_public(&Method::GET, "/.well-known/jwks.json"));
+        assert!(is_public(&Method::GET, "/api/v1/products/"));
+        assert!(is_public(&Method::GET, "/api/v1/categories/x/"));
+        assert!(!is_public(&Method::POST, "/api/v1/products/"));
+        assert!(!is_public(&Method::GET, "/api/v1/orders/"));
+        assert!(!is_public(&Method::GET, "/api/v1/users/me/"));
+        assert!(!is_public(&Method::GET, "/api/v1/productsx"));
+        assert_eq!(Group::of("/api/v1/auth/token/"), Group::Auth);
+        assert_eq!(Group::of("/api/v1/orders/"), Group::Api);
     }
 
     #[test]

@@ -360,10 +360,10 @@ impl ServiceClient {
     /// A valid service token, fetched when missing or about to expire.
     async fn token(&self) -> Result<String, ClientError> {
         let mut slot = self.inner.token.lock().await;
-        if let Some(token) = slot.as_ref() {
-            if Instant::now() < token.refresh_at {
-                return Ok(token.value.clone());
-            }
+        if let Some(token) = slot.as_ref()
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.value.clone());
         }
         let identity = ServiceName::Identity;
         let secret = self

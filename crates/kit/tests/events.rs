@@ -209,6 +209,42 @@ async fn unacked_events_are_redelivered(broker: Broker, store: Store) {
     rig.stop().await;
 }
 
+/// Two replicas of a consuming service share its queue / durable consumer:
+/// both do some of the work, and every event is applied exactly once.
+async fn replicas_share_the_work(broker: Broker) {
+    let Some(mut rig) = Rig::new(broker, Store::Postgres).await else {
+        return;
+    };
+    let second = rig.add_replica().await;
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        ids.push(rig.publish(serde_json::json!({ "i": i })).await.id);
+    }
+    let applied = rig.wait_applied(&ids, 60).await;
+    assert!(
+        ids.iter().all(|id| applied[id] == 1),
+        "an event was applied twice"
+    );
+    let first = rig.handled.load(std::sync::atomic::Ordering::SeqCst);
+    let second = second.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(first + second, ids.len());
+    assert!(
+        first > 0 && second > 0,
+        "one replica did all the work: {first} / {second}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_replicas_share_the_work() {
+    replicas_share_the_work(Broker::RabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_replicas_share_the_work() {
+    replicas_share_the_work(Broker::Nats).await;
+}
+
 macro_rules! suite {
     ($module:ident, $broker:expr) => {
         mod $module {

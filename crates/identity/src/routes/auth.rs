@@ -234,13 +234,16 @@ pub async fn logout(
     Json(body): Json<RefreshBody>,
 ) -> Result<StatusCode> {
     let now = epoch();
-    let mut tx = state.db.pool().begin().await?;
-    let row = store::refresh::by_hash(&mut tx, &tokens::hash_refresh(&body.refresh))
-        .await?
-        .filter(|r| r.expires_at > now)
-        .ok_or(IdentityError::TokenInvalid)?;
-    store::refresh::revoke_family(&mut tx, &row.family_id, now).await?;
-    tx.commit().await?;
+    let hash = tokens::hash_refresh(&body.refresh);
+    let mut conn = state.db.pool().acquire().await?;
+    if store::refresh::revoke_family_of(&mut conn, &hash, now).await? == 0 {
+        // Nothing live: an unknown or expired token is a 401; one already
+        // revoked (a repeated logout) is fine.
+        store::refresh::by_hash(&mut conn, &hash)
+            .await?
+            .filter(|r| r.expires_at > now)
+            .ok_or(IdentityError::TokenInvalid)?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -114,6 +114,25 @@ pub async fn revoke_family(
     Ok(done.rows_affected())
 }
 
+/// Revokes the live tokens of the family of the token with this hash
+/// (logout); one write statement, so SQLite locks up front.
+#[tracing::instrument(skip_all)]
+pub async fn revoke_family_of(
+    conn: &mut AnyConnection,
+    hash: &str,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id = \
+         (SELECT family_id FROM refresh_tokens WHERE token_hash = $2 AND expires_at > $1)",
+    )
+    .bind(now)
+    .bind(hash)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Revokes every live token of a user (password change).
 #[tracing::instrument(skip(conn))]
 pub async fn revoke_user(

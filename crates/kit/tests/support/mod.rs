@@ -83,6 +83,8 @@ pub struct Control {
 pub struct TestHandler {
     pub consumer: String,
     pub control: Arc<Control>,
+    /// Events this handler instance (one replica) applied.
+    pub handled: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Handler for TestHandler {
@@ -129,6 +131,7 @@ impl Handler for TestHandler {
             .bind(&event.id)
             .execute(&mut *tx)
             .await?;
+            self.handled.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
     }
@@ -143,6 +146,8 @@ pub struct Rig {
     pub namespace: String,
     pub control: Arc<Control>,
     pub bus: Bus,
+    /// Events the first replica's handler applied.
+    pub handled: Arc<std::sync::atomic::AtomicUsize>,
     token: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -201,6 +206,7 @@ impl Rig {
             namespace,
             control: Arc::new(Control::default()),
             bus,
+            handled: Arc::default(),
             token: CancellationToken::new(),
             tasks: Vec::new(),
             _dir: dir,
@@ -217,6 +223,7 @@ impl Rig {
             TestHandler {
                 consumer: self.consumer_name.clone(),
                 control: self.control.clone(),
+                handled: self.handled.clone(),
             },
         );
         let mut workers = self
@@ -231,6 +238,32 @@ impl Rig {
             self.tasks
                 .push(tokio::spawn(worker(self.token.child_token())));
         }
+    }
+
+    /// Starts a second replica of the consumer service: its own broker
+    /// connection, same database, same consumer name (competing consumers).
+    /// Returns the count of events it applies.
+    pub async fn add_replica(&mut self) -> Arc<std::sync::atomic::AtomicUsize> {
+        let handled: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let bus = Bus::connect(broker_url(self.broker), &self.namespace)
+            .await
+            .expect("bus");
+        let sub = Subscription::new(
+            self.consumer_name.clone(),
+            &[EVENT_TYPE],
+            TestHandler {
+                consumer: self.consumer_name.clone(),
+                control: self.control.clone(),
+                handled: handled.clone(),
+            },
+        );
+        let workers = bus.workers(ServiceName::Notifications, &self.consumer, vec![sub]);
+        bus.start().await.expect("bus start");
+        for (_, worker) in workers {
+            self.tasks
+                .push(tokio::spawn(worker(self.token.child_token())));
+        }
+        handled
     }
 
     /// Kills every worker mid-flight (a crash), then starts a fresh

@@ -46,10 +46,10 @@ pub async fn create(
 ) -> Result<Response, OrdersError> {
     let key = idempotency_key(&headers)?;
     let request = canonical_json(&body);
-    if let Some(key) = &key {
-        if let Some(record) = idempotency::find(&state.db, &user.id, key).await? {
-            return replay(record, &request);
-        }
+    if let Some(key) = &key
+        && let Some(record) = idempotency::find(&state.db, &user.id, key).await?
+    {
+        return replay(record, &request);
     }
     let parsed: CreateOrder = parse_json(body.to_string().as_bytes())?;
     let draft = parsed.validate().map_err(Problem::validation)?;

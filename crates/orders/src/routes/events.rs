@@ -94,17 +94,16 @@ async fn next(feed: &mut Feed) -> Option<Change> {
             },
             _ = feed.poll.tick() => true,
         };
-        if polled {
-            if let Ok(Some(order)) = store::get(&feed.db, &feed.id).await {
-                if Some(order.status()) != feed.last {
-                    return Some(Change {
-                        order_id: feed.id.clone(),
-                        status: order.status(),
-                        reason: order.row.status_reason.clone(),
-                        at: order.row.updated_at.clone(),
-                    });
-                }
-            }
+        if polled
+            && let Ok(Some(order)) = store::get(&feed.db, &feed.id).await
+            && Some(order.status()) != feed.last
+        {
+            return Some(Change {
+                order_id: feed.id.clone(),
+                status: order.status(),
+                reason: order.row.status_reason.clone(),
+                at: order.row.updated_at.clone(),
+            });
         }
     }
 }

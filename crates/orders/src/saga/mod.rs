@@ -266,10 +266,10 @@ impl Saga {
                 Ok(ids) => ids.into_iter().for_each(|id| self.kick(id)),
                 Err(e) => tracing::warn!(error = %e, "cannot list due orders"),
             }
-            if ticks.is_multiple_of(3600) {
-                if let Err(e) = store::idempotency::purge(&self.inner.db).await {
-                    tracing::warn!(error = %e, "cannot purge idempotency keys");
-                }
+            if ticks.is_multiple_of(3600)
+                && let Err(e) = store::idempotency::purge(&self.inner.db).await
+            {
+                tracing::warn!(error = %e, "cannot purge idempotency keys");
             }
             ticks += 1;
         }

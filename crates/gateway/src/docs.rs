@@ -1,0 +1,213 @@
+//! `GET /openapi.json`: one OpenAPI 3.1 document merged from every
+//! upstream's own `/openapi.json` (a service without one is skipped), and
+//! `GET /docs`: Swagger UI, every asset served from this binary.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use bazaar_kit::Problem;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+
+use crate::proxy::Proxy;
+
+/// The merged document, cached for a few seconds.
+pub struct Docs {
+    proxy: Arc<Proxy>,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<String>)>>,
+    ui: Arc<utoipa_swagger_ui::Config<'static>>,
+}
+
+impl Docs {
+    /// Docs over the proxy's upstreams.
+    pub fn new(proxy: Arc<Proxy>, ttl: Duration) -> Self {
+        Self {
+            proxy,
+            ttl,
+            cached: Mutex::new(None),
+            ui: Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")),
+        }
+    }
+
+    async fn document(&self) -> Arc<String> {
+        if let Some((at, doc)) = &*self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at.elapsed() < self.ttl
+        {
+            return doc.clone();
+        }
+        let fetched = futures::future::join_all(
+            self.proxy
+                .pools
+                .iter()
+                .map(|pool| async move { (pool.name.clone(), self.fetch(pool).await) }),
+        )
+        .await;
+        let doc = Arc::new(merge(fetched).to_string());
+        *self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), doc.clone()));
+        doc
+    }
+
+    async fn fetch(&self, pool: &crate::pool::Pool) -> Option<Value> {
+        let i = pool.pick(&[])?;
+        let uri: Uri = format!("{}/openapi.json", pool.instances[i].url)
+            .parse()
+            .ok()?;
+        let request = Request::get(uri).body(Body::empty()).ok()?;
+        let response =
+            tokio::time::timeout(Duration::from_secs(2), self.proxy.client.request(request))
+                .await
+                .ok()?
+                .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let bytes = tokio::time::timeout(Duration::from_secs(2), response.into_body().collect())
+            .await
+            .ok()?
+            .ok()?
+            .to_bytes();
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Merges service documents: paths (never `/internal/`), component maps
+/// and tags; the first definition of a name wins.
+pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
+    let mut paths = Map::new();
+    let mut components: Map<String, Value> = Map::new();
+    let mut tags = Vec::<Value>::new();
+    let mut sources = Vec::new();
+    for (service, doc) in docs {
+        let Some(doc) = doc else {
+            continue;
+        };
+        sources.push(Value::String(service));
+        if let Some(p) = doc.get("paths").and_then(Value::as_object) {
+            for (path, item) in p {
+                if !crate::routes::is_forbidden_path(path) {
+                    paths.entry(path.clone()).or_insert_with(|| item.clone());
+                }
+            }
+        }
+        if let Some(c) = doc.get("components").and_then(Value::as_object) {
+            for (kind, entries) in c {
+                let Some(entries) = entries.as_object() else {
+                    continue;
+                };
+                let slot = components
+                    .entry(kind.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(slot) = slot.as_object_mut() {
+                    for (name, v) in entries {
+                        slot.entry(name.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+        }
+        if let Some(t) = doc.get("tags").and_then(Value::as_array) {
+            for tag in t {
+                if !tags.iter().any(|x| x.get("name") == tag.get("name")) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+    }
+    let schemes = components
+        .entry("securitySchemes".to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(s) = schemes.as_object_mut() {
+        s.entry("bearer_auth".to_string())
+            .or_insert_with(|| json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Bazaar API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every Bazaar service's public API, through the gateway.",
+        },
+        "servers": [{"url": "/"}],
+        "x-bazaar-sources": sources,
+        "tags": tags,
+        "paths": paths,
+        "components": components,
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi(State(docs): State<Arc<Docs>>) -> Response {
+    let doc = docs.document().await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// `GET /docs`: redirects to `/docs/` so relative asset links resolve.
+pub async fn ui_index(State(docs): State<Arc<Docs>>, uri: OriginalUri) -> Response {
+    if !uri.0.path().ends_with('/') {
+        return Redirect::permanent("/docs/").into_response();
+    }
+    asset(&docs, "")
+}
+
+/// `GET /docs/{file}`.
+pub async fn ui_asset(State(docs): State<Arc<Docs>>, Path(file): Path<String>) -> Response {
+    asset(&docs, &file)
+}
+
+fn asset(docs: &Docs, file: &str) -> Response {
+    match utoipa_swagger_ui::serve(file, docs.ui.clone()) {
+        Ok(Some(f)) => {
+            let mut response = Response::new(Body::from(f.bytes.into_owned()));
+            if let Ok(v) = HeaderValue::from_str(&f.content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            if f.gzpipped {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
+        }
+        Ok(None) => Problem::not_found().into_response(),
+        Err(e) => Problem::internal(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_keeps_public_paths_and_tolerates_missing_docs() {
+        let a = json!({"openapi": "3.1.0", "paths": {"/api/v1/products/": {"get": {}}, "/internal/products/lookup": {"post": {}}},
+            "components": {"schemas": {"Product": {"type": "object"}}}, "tags": [{"name": "catalog"}]});
+        let b = json!({"paths": {"/api/v1/orders/": {"post": {}}}, "components": {"schemas": {"Order": {}}}});
+        let merged = merge(vec![
+            ("catalog".into(), Some(a)),
+            ("identity".into(), None),
+            ("orders".into(), Some(b)),
+        ]);
+        assert_eq!(merged["openapi"], "3.1.0");
+        assert!(merged["paths"]["/api/v1/products/"].is_object());
+        assert!(merged["paths"]["/api/v1/orders/"].is_object());
+        assert!(merged["paths"].get("/internal/products/lookup").is_none());
+        assert!(merged["components"]["schemas"]["Order"].is_object());
+        assert!(merged["components"]["securitySchemes"]["bearer_auth"].is_object());
+        assert_eq!(merged["x-bazaar-sources"], json!(["catalog", "orders"]));
+    }
+}

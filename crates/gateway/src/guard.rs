@@ -1,0 +1,137 @@
+//! Edge checks before a request is forwarded: per-IP rate limits, JWT
+//! pre-verification on protected routes, and per-user rate limits.
+//! Services verify tokens again (defence in depth).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, Method, header};
+use bazaar_kit::Problem;
+use bazaar_kit::auth::{API_AUDIENCE, AuthError, Verifier};
+
+use crate::config::GatewaySettings;
+use crate::limit::Limiter;
+use crate::routes::{Group, is_public};
+
+/// Verified tokens kept (token → subject, expiry) so a hot token costs one
+/// signature check, not one per request; cleared when full.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// The gateway's edge policy.
+pub struct Guard {
+    settings: GatewaySettings,
+    limiter: Limiter,
+    verifier: std::sync::Arc<Verifier>,
+    verified: RwLock<HashMap<String, (String, i64)>>,
+}
+
+impl Guard {
+    /// A guard with `settings`, verifying with `verifier`.
+    pub fn new(
+        settings: GatewaySettings,
+        limiter: Limiter,
+        verifier: std::sync::Arc<Verifier>,
+    ) -> Self {
+        Self {
+            settings,
+            limiter,
+            verifier,
+            verified: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Admits a request or returns the problem to answer with.
+    pub async fn admit(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        client_ip: Option<IpAddr>,
+    ) -> Result<(), Problem> {
+        let group = Group::of(path);
+        if self.settings.rate_limit
+            && let Some(ip) = client_ip
+        {
+            let limit = match group {
+                Group::Auth => self.settings.auth_limit,
+                Group::Api => self.settings.ip_limit,
+            };
+            self.limit(&format!("{}:ip:{ip}", group.as_str()), limit)
+                .await?;
+        }
+        if is_public(method, path) {
+            return Ok(());
+        }
+        let subject = self.authenticate(headers).await?;
+        if self.settings.rate_limit {
+            self.limit(&format!("user:{subject}"), self.settings.user_limit)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn limit(&self, key: &str, limit: crate::config::Limit) -> Result<(), Problem> {
+        self.limiter.check(key, limit).await.map_err(|wait| {
+            metrics::counter!("gateway_rate_limited_total").increment(1);
+            Problem::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+    }
+
+    /// The subject of a valid access token, or a 401 problem.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<String, Problem> {
+        let refused = || Problem::unauthorized("Given token not valid for any token type");
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Problem::unauthorized("Authentication credentials were not provided.")
+            })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        if let Some((sub, exp)) = self
+            .verified
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            && *exp > now
+        {
+            return Ok(sub.clone());
+        }
+        let claims = self
+            .verifier
+            .verify(token, API_AUDIENCE)
+            .await
+            .map_err(|e| match e {
+                AuthError::KeysUnavailable(cause) => {
+                    tracing::warn!(%cause, "cannot fetch identity keys");
+                    Problem::unavailable("Token keys are unavailable; try again shortly.")
+                        .with_retry_after(1)
+                }
+                other => {
+                    tracing::debug!(error = %other, "token refused at the edge");
+                    refused()
+                }
+            })?;
+        if claims.token_type != "access" {
+            return Err(refused());
+        }
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= TOKEN_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), (claims.sub.clone(), claims.exp));
+        Ok(claims.sub)
+    }
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Gateway benchmark, in one run, against one tiny fixed-response upstream:
+#   (a) the upstream direct,
+#   (b) through the Bazaar gateway (JWT pre-verification + rate limiting on),
+#   (c) through Debian's nginx as a plain reverse proxy (keep-alive upstream).
+# Prints requests/s and p99 for each and the ratios (b)/(a), (b)/(c).
+#
+# Needs: wrk and nginx (apt-get install -y nginx wrk).
+# Usage: scripts/bench-gateway.sh [duration (15s)] [connections (64)] [wrk threads (2)]
+# Env:   BENCH_NO_BUILD=1 skips `cargo build --release`; CARGO_TARGET_DIR honoured.
+set -euo pipefail
+
+DURATION=${1:-15s}
+CONNECTIONS=${2:-64}
+THREADS=${3:-2}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+for tool in wrk nginx curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y nginx wrk curl" >&2; exit 1; }
+done
+
+if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p bazaar -p bazaar-gateway --bin bazaar --example bench_upstream)
+fi
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); GW=$(free_port); NG=$(free_port)
+
+wait_for() {
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not answering: $1" >&2; exit 1
+}
+
+# The upstream (also plays identity: serves the JWKS) and a token it signs.
+"$TARGET/release/examples/bench_upstream" "127.0.0.1:$UP" "$TMP/token" &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$UP/readyz"
+TOKEN=$(cat "$TMP/token")
+
+# The gateway: every service is the upstream. Limits are on and checked on
+# every request (per IP and per user), set high enough not to throttle wrk.
+mkdir -p "$TMP/data"
+{
+  echo "data_dir = \"$TMP/data\""
+  echo 'log_level = "warn"'
+  echo '[gateway]'
+  echo "listen = \"127.0.0.1:$GW\""
+  echo 'rate_limit = true'
+  echo 'ip_limit = { rps = 10000000.0, burst = 10000000 }'
+  echo 'user_limit = { rps = 10000000.0, burst = 10000000 }'
+  for svc in identity catalog orders payments notifications; do
+    echo "[$svc]"
+    echo "url = \"http://127.0.0.1:$UP\""
+  done
+} > "$TMP/bazaar.toml"
+env -u BAZAAR_REDIS_URL "$TARGET/release/bazaar" --config "$TMP/bazaar.toml" serve gateway > "$TMP/gateway.log" 2>&1 &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$GW/readyz"
+
+# nginx as a plain reverse proxy with upstream keep-alive.
+mkdir -p "$TMP/nginx/logs"
+cat > "$TMP/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  upstream bench { server 127.0.0.1:$UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NG;
+    location / {
+      proxy_pass http://bench;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$NG/readyz"
+
+PATH_UNDER_TEST=/api/v1/orders/
+# The gateway must really verify: no token → 401, token → 200.
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW$PATH_UNDER_TEST")
+[[ "$code" == 401 ]] || { echo "gateway without token answered $code, expected 401" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW$PATH_UNDER_TEST")
+[[ "$code" == 200 ]] || { echo "gateway with token answered $code, expected 200" >&2; exit 1; }
+
+# run NAME URL → "rps p99_ms"
+run() {
+  local url=$1 out
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$url")
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "non-2xx responses from $url:" >&2; echo "$out" >&2; exit 1
+  fi
+  local rps p99
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out")
+  echo "$rps $p99"
+}
+
+read -r A_RPS A_P99 < <(run "http://127.0.0.1:$UP$PATH_UNDER_TEST")
+read -r B_RPS B_P99 < <(run "http://127.0.0.1:$GW$PATH_UNDER_TEST")
+read -r C_RPS C_P99 < <(run "http://127.0.0.1:$NG$PATH_UNDER_TEST")
+
+echo
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $PATH_UNDER_TEST (Bearer token), $(nproc) cores, $(nginx -v 2>&1 | sed 's/.*version: //')"
+echo
+echo "| setup | requests/s | p99 (ms) |"
+echo "|---|---:|---:|"
+printf "| (a) upstream direct | %.0f | %s |\n" "$A_RPS" "$A_P99"
+printf "| (b) Bazaar gateway (JWT + rate limits) | %.0f | %s |\n" "$B_RPS" "$B_P99"
+printf "| (c) nginx plain reverse proxy | %.0f | %s |\n" "$C_RPS" "$C_P99"
+echo
+awk -v a="$A_RPS" -v b="$B_RPS" -v c="$C_RPS" 'BEGIN { printf "(b)/(a) = %.2f   (b)/(c) = %.2f\n", b/a, b/c }'
