@@ -63,8 +63,21 @@ pub fn password_errors(password: &str, username: &str, email: &str) -> Vec<Strin
     .check(password)
 }
 
+/// Argon2 runs at most this many at once: each takes 19 MiB and a core's
+/// worth of CPU, so more in flight only queue on the CPU and bloat memory
+/// (the allocator keeps freed 19 MiB blocks resident).
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    HASHING
+        .acquire()
+        .await
+        .map_err(|e| IdentityError::Internal(e.to_string()))
+}
+
 /// Hashes off the async runtime (Argon2 takes tens of milliseconds).
 pub async fn hash(password: String) -> Result<String> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || crate::domain::hash_password(&password))
         .await
         .map_err(|e| IdentityError::Internal(e.to_string()))?
@@ -73,6 +86,7 @@ pub async fn hash(password: String) -> Result<String> {
 
 /// Verifies off the async runtime; `None` does a dummy verification.
 pub async fn verify(password: String, phc: Option<String>) -> Result<bool> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || crate::domain::verify_password(&password, phc.as_deref()))
         .await
         .map_err(|e| IdentityError::Internal(e.to_string()))
