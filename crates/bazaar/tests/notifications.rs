@@ -10,7 +10,8 @@ mod common;
 mod smtp_sink;
 #[path = "notifications/through_identity.rs"]
 mod through_identity;
-#[path = "notifications/tokens.rs"]
+#[path = "support/catalog_tokens.rs"]
+#[allow(dead_code)]
 mod tokens;
 
 use std::time::Duration;

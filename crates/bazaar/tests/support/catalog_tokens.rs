@@ -1,5 +1,5 @@
-//! Tokens for the catalog tests. Until identity's issuer is on main, the
-//! tests run a stand-in issuer: an Ed25519 key whose JWKS is served on a
+//! A stand-in token issuer for tests that must run without identity
+//! (catalog, notifications): an Ed25519 key whose JWKS is served on a
 //! port-0 listener that the platform is told is identity's URL. Tokens are
 //! exactly what identity issues (EdDSA, `kid`, iss/aud/sub/exp/iat/jti,
 //! `token_type`, `username`/`is_staff` or `scope`), so every service
@@ -77,11 +77,16 @@ impl Issuer {
         encode(&header, &claims, &self.key).expect("sign")
     }
 
-    /// An access token of a user.
+    /// An access token of a new user.
     pub fn user(&self, username: &str, is_staff: bool) -> String {
+        self.access(&uuid::Uuid::now_v7().to_string(), username, is_staff)
+    }
+
+    /// An access token of the user `id`.
+    pub fn access(&self, id: &str, username: &str, is_staff: bool) -> String {
         self.sign(json!({
             "aud": "bazaar-api",
-            "sub": uuid::Uuid::now_v7().to_string(),
+            "sub": id,
             "token_type": "access",
             "username": username,
             "is_staff": is_staff,
