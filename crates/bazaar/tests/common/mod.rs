@@ -135,6 +135,29 @@ pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
     config
 }
 
+/// Drops the PostgreSQL databases a test platform made (`bzt_*`), so runs
+/// do not pile them up. Best effort: a failure only leaves one behind.
+pub async fn drop_databases(config: &Config) {
+    use sqlx::Connection as _;
+    for name in ServiceName::ALL.into_iter().filter(|n| n.has_database()) {
+        let url = config.database_url(name);
+        let Ok(parsed) = url::Url::parse(&url) else { continue };
+        let db = parsed.path().trim_start_matches('/').to_string();
+        if !url.starts_with("postgres") || !db.starts_with("bzt_") {
+            continue;
+        }
+        let mut admin = parsed.clone();
+        admin.set_path("/postgres");
+        if let Ok(mut conn) = sqlx::PgConnection::connect(admin.as_str()).await {
+            let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+                eprintln!("could not drop test database {db}: {e}");
+            }
+            let _ = conn.close().await;
+        }
+    }
+}
+
 /// Starts the whole platform; `None` when a needed server is absent (skip).
 pub async fn start(store: Store) -> Option<TestPlatform> {
     start_with(store, |_| {}).await
@@ -190,6 +213,7 @@ impl TestPlatform {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean shutdown");
         }
+        drop_databases(&self.config).await;
     }
 
     /// Polls `check` every 50 ms until it yields `Some`, or panics after `secs`.
