@@ -52,7 +52,12 @@ fn tag() -> String {
 
 /// The configuration of a fresh platform in `dir`.
 fn config(dir: &std::path::Path, opts: &SpawnOptions, tag: &str) -> anyhow::Result<Config> {
-    let mut config = Config::default();
+    // One client IP would trip the gateway's per-IP limits by design: the
+    // spawned platform runs without them (`BAZAAR_GATEWAY_RATE_LIMIT=false`
+    // for the child process).
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, "[gateway]\nrate_limit = false\n")?;
+    let mut config = Config::load(Some(&file)).map_err(|e| anyhow::anyhow!("{e}"))?;
     config.data_dir = dir.to_path_buf();
     config.log_level = "warn".into();
     config.broker_namespace = format!("bzbench{tag}");
@@ -102,6 +107,7 @@ pub async fn start(opts: &SpawnOptions) -> anyhow::Result<Spawned> {
             .env_remove("BAZAAR_CONFIG")
             .env("BAZAAR_DATA_DIR", dir.path())
             .env("BAZAAR_LOG_LEVEL", "warn")
+            .env("BAZAAR_GATEWAY_RATE_LIMIT", "false")
             .env("BAZAAR_BROKER_URL", config.broker_url.expose())
             .env("BAZAAR_BROKER_NAMESPACE", &config.broker_namespace)
             .stdin(Stdio::null())
