@@ -141,7 +141,9 @@ pub async fn drop_databases(config: &Config) {
     use sqlx::Connection as _;
     for name in ServiceName::ALL.into_iter().filter(|n| n.has_database()) {
         let url = config.database_url(name);
-        let Ok(parsed) = url::Url::parse(&url) else { continue };
+        let Ok(parsed) = url::Url::parse(&url) else {
+            continue;
+        };
         let db = parsed.path().trim_start_matches('/').to_string();
         if !url.starts_with("postgres") || !db.starts_with("bzt_") {
             continue;
@@ -150,7 +152,10 @@ pub async fn drop_databases(config: &Config) {
         admin.set_path("/postgres");
         if let Ok(mut conn) = sqlx::PgConnection::connect(admin.as_str()).await {
             let sql = format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)");
-            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await {
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+            {
                 eprintln!("could not drop test database {db}: {e}");
             }
             let _ = conn.close().await;
