@@ -113,7 +113,7 @@ async fn platform_on_postgres() {
         return;
     };
     foundation(&p).await;
-    p.stop().await;
+    p.stop_and_drop().await;
 }
 
 /// A TCP forwarder to PostgreSQL that the test can cut and restore, so the

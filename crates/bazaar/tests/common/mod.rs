@@ -218,7 +218,14 @@ impl TestPlatform {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean shutdown");
         }
-        drop_databases(&self.config).await;
+    }
+
+    /// Stops the platform and drops its PostgreSQL databases (for tests
+    /// that are done with them; a restart test must use [`Self::stop`]).
+    pub async fn stop_and_drop(self) {
+        let config = self.config.clone();
+        self.stop().await;
+        drop_databases(&config).await;
     }
 
     /// Polls `check` every 50 ms until it yields `Some`, or panics after `secs`.
