@@ -14,6 +14,7 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod service;
 pub mod telemetry;

@@ -127,7 +127,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
 }
 
 /// One page of a list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// Total items across pages.
     pub count: u64,
