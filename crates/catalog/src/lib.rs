@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod seed;
 pub mod store;
@@ -55,6 +56,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let router = routes::router(state);
     Ok(ctx
         .service(router)
+        .with_openapi(openapi::doc())
         .with_db(db)
         .with_events(&ctx.bus, Vec::new())
         .with_worker("reservation-expiry", move |token| {

@@ -83,8 +83,9 @@ impl Slug {
 }
 
 /// A product body as sent by a client (POST, PUT or PATCH). Every field is
-/// optional here; [`ProductPatch::validate`] decides what is required.
-#[derive(Debug, Default, Deserialize)]
+/// optional here; validation decides what is required: POST and PUT need
+/// `sku`, `name`, `price` and `category`, PATCH none.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ProductBody {
     /// Stock-keeping unit.
     pub sku: Option<String>,
@@ -92,7 +93,8 @@ pub struct ProductBody {
     pub name: Option<String>,
     /// Long text.
     pub description: Option<String>,
-    /// Decimal string or number.
+    /// Decimal string or number, > 0, at most 2 decimals.
+    #[schema(schema_with = price_schema)]
     pub price: Option<serde_json::Value>,
     /// Only `USD`.
     pub currency: Option<String>,
@@ -100,6 +102,22 @@ pub struct ProductBody {
     pub category: Option<String>,
     /// Units on hand.
     pub stock: Option<i64>,
+}
+
+/// `price` in a request: a decimal string (`"19.99"`) or a JSON number.
+fn price_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .examples(["19.99"]),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some("Decimal string or number, > 0, at most 2 decimals."))
+        .build();
+    Schema::OneOf(one_of)
 }
 
 /// Validated changes to a product; `None` leaves a field as it is.

@@ -9,11 +9,12 @@ use axum::routing::get;
 use bazaar_kit::Problem;
 use bazaar_kit::auth::StaffUser;
 use bazaar_kit::extract::{Json, RequestUrl, query_map};
-use bazaar_kit::pagination::PageRequest;
+use bazaar_kit::pagination::{Page, PageRequest};
 
 use super::{AppState, json_bytes, to_bytes};
-use crate::domain::{ProductBody, ProductFilter};
+use crate::domain::{Ordering, ProductBody, ProductFilter};
 use crate::error::CatalogError;
+use crate::store::Product;
 use crate::store::products::invalid_category;
 
 /// Routes of this resource.
@@ -26,6 +27,44 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// `GET /products/` query parameters (documentation only: the handler
+/// parses them with [`ProductFilter::parse`] and [`PageRequest`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListParams {
+    /// Words that must all start a word of the name or description.
+    search: Option<String>,
+    /// A category slug.
+    category: Option<String>,
+    /// Lowest price, inclusive (decimal, e.g. `5` or `19.99`).
+    min_price: Option<String>,
+    /// Highest price, inclusive (decimal).
+    max_price: Option<String>,
+    /// `true`: only products in stock; `false`: only those out of stock.
+    in_stock: Option<bool>,
+    #[param(schema_with = ordering_schema)]
+    ordering: Option<String>,
+    /// Page number (or `last`).
+    page: Option<u64>,
+    /// Items per page (default 20, max 100).
+    page_size: Option<u64>,
+}
+
+fn ordering_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Ordering::CHOICES.split(", ")))
+        .description(Some("Sort order (default `-created_at`)."))
+        .build()
+}
+
+/// Products matching the filters, paginated.
+#[utoipa::path(get, path = "/api/v1/products/", operation_id = "list_products", tag = "catalog",
+    params(ListParams),
+    responses((status = 200, description = "a page of products", body = Page<Product>),
+              (status = 400, description = "a bad filter value (named in `errors`)"),
+              (status = 404, description = "no such page")))]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -64,6 +103,10 @@ async fn list(
     Ok(json_bytes(body))
 }
 
+/// One product.
+#[utoipa::path(get, path = "/api/v1/products/{id}/", operation_id = "get_product", tag = "catalog",
+    params(("id" = String, Path, description = "product id (UUID)")),
+    responses((status = 200, description = "the product", body = Product), (status = 404, description = "no such product")))]
 #[tracing::instrument(skip(state))]
 async fn detail(
     State(state): State<AppState>,
@@ -84,6 +127,14 @@ async fn detail(
     Ok(json_bytes(body))
 }
 
+/// Creates a product (staff): `sku`, `name`, `price` and `category` required.
+#[utoipa::path(post, path = "/api/v1/products/", operation_id = "create_product", tag = "catalog",
+    request_body = ProductBody,
+    responses((status = 201, description = "created", body = Product),
+              (status = 400, description = "invalid fields, taken sku or unknown category"),
+              (status = 401, description = "no or bad token"),
+              (status = 403, description = "not staff")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn create(
     State(state): State<AppState>,
@@ -96,6 +147,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(product)).into_response())
 }
 
+/// Replaces a product (staff): `sku`, `name`, `price` and `category` required.
+#[utoipa::path(put, path = "/api/v1/products/{id}/", operation_id = "replace_product", tag = "catalog",
+    params(("id" = String, Path, description = "product id (UUID)")),
+    request_body = ProductBody,
+    responses((status = 200, description = "the product", body = Product),
+              (status = 400, description = "invalid fields, taken sku or unknown category"),
+              (status = 401, description = "no or bad token"),
+              (status = 403, description = "not staff"),
+              (status = 404, description = "no such product")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip(state, _staff, body))]
 async fn replace(
     State(state): State<AppState>,
@@ -106,6 +167,16 @@ async fn replace(
     write(state, &id, body, true).await
 }
 
+/// Changes some fields of a product (staff).
+#[utoipa::path(patch, path = "/api/v1/products/{id}/", operation_id = "update_product", tag = "catalog",
+    params(("id" = String, Path, description = "product id (UUID)")),
+    request_body = ProductBody,
+    responses((status = 200, description = "the product", body = Product),
+              (status = 400, description = "invalid fields, taken sku or unknown category"),
+              (status = 401, description = "no or bad token"),
+              (status = 403, description = "not staff"),
+              (status = 404, description = "no such product")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip(state, _staff, body))]
 async fn update(
     State(state): State<AppState>,
@@ -134,6 +205,14 @@ async fn write(
     Ok(Json(result?).into_response())
 }
 
+/// Deletes a product (staff).
+#[utoipa::path(delete, path = "/api/v1/products/{id}/", operation_id = "delete_product", tag = "catalog",
+    params(("id" = String, Path, description = "product id (UUID)")),
+    responses((status = 204, description = "deleted"),
+              (status = 401, description = "no or bad token"),
+              (status = 403, description = "not staff"),
+              (status = 404, description = "no such product")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip(state, _staff))]
 async fn remove(
     State(state): State<AppState>,

@@ -9,7 +9,7 @@ use crate::domain::Slug;
 use crate::error::CatalogError;
 
 /// A category as the API shows it.
-#[derive(Clone, Debug, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, FromRow, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Category {
     /// UUID.
     pub id: String,

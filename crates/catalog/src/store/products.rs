@@ -12,7 +12,7 @@ use crate::domain::{Money, Ordering, ProductFilter, ProductPatch};
 use crate::error::CatalogError;
 
 /// A product as the API shows it.
-#[derive(Clone, Debug, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, FromRow, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Product {
     /// UUID.
     pub id: String,
@@ -22,8 +22,9 @@ pub struct Product {
     pub name: String,
     /// Long text.
     pub description: String,
-    /// Price in cents (shown as a decimal string).
+    /// Price: a decimal string with two places (stored as cents).
     #[serde(rename = "price", serialize_with = "as_decimal")]
+    #[schema(value_type = String, example = "19.99")]
     pub price_cents: i64,
     /// Always `USD`.
     pub currency: String,

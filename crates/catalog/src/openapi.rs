@@ -1,0 +1,89 @@
+//! The OpenAPI document of catalog's public routes (never `/internal/`).
+
+use bazaar_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
+
+use crate::domain::ProductBody;
+use crate::routes::{categories, products};
+use crate::store::{Category, Product};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bazaar catalog", description = "Categories and products (SPEC §3 catalog)."),
+    paths(
+        categories::list, categories::create,
+        products::list, products::create, products::detail,
+        products::replace, products::update, products::remove,
+    ),
+    components(schemas(Category, categories::CategoryBody, Product, ProductBody)),
+    modifiers(&BearerAuth),
+    tags((name = "catalog", description = "Categories and products"))
+)]
+struct Doc;
+
+/// The document.
+pub fn doc() -> utoipa::openapi::OpenApi {
+    Doc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use bazaar_kit::openapi::{lint, operations};
+
+    /// SPEC §3 catalog, as routed (`routes::router`, public part). A route
+    /// added without docs, or docs without a route, fails here.
+    const PUBLIC: [(&str, &str, bool); 8] = [
+        ("/api/v1/categories/", "GET", false),
+        ("/api/v1/categories/", "POST", true),
+        ("/api/v1/products/", "GET", false),
+        ("/api/v1/products/", "POST", true),
+        ("/api/v1/products/{id}/", "GET", false),
+        ("/api/v1/products/{id}/", "PUT", true),
+        ("/api/v1/products/{id}/", "PATCH", true),
+        ("/api/v1/products/{id}/", "DELETE", true),
+    ];
+
+    #[test]
+    fn documents_exactly_the_public_routes() {
+        let doc = serde_json::to_value(super::doc()).expect("json");
+        let want: BTreeSet<(String, String)> = PUBLIC
+            .iter()
+            .map(|(p, m, _)| ((*p).to_string(), (*m).to_string()))
+            .collect();
+        assert_eq!(operations(&doc), want);
+        assert_eq!(lint(&doc), Vec::<String>::new());
+        for (path, method, staff) in PUBLIC {
+            let op = &doc["paths"][path][method.to_lowercase()];
+            assert_eq!(
+                op["tags"],
+                serde_json::json!(["catalog"]),
+                "{method} {path}"
+            );
+            assert_eq!(op.get("security").is_some(), staff, "{method} {path}");
+        }
+        let list = &doc["paths"]["/api/v1/products/"]["get"]["parameters"];
+        let names: BTreeSet<&str> = list
+            .as_array()
+            .expect("params")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for name in [
+            "search",
+            "category",
+            "min_price",
+            "max_price",
+            "in_stock",
+            "ordering",
+            "page",
+            "page_size",
+        ] {
+            assert!(names.contains(name), "{name}");
+        }
+        let product = &doc["components"]["schemas"]["Product"]["properties"];
+        assert_eq!(product["price"]["type"], "string");
+        assert!(product.get("price_cents").is_none());
+    }
+}
