@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 pub mod domain;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod saga;
 pub mod store;
@@ -115,6 +116,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let router = routes::router().with_state(state);
     Ok(ctx
         .service(router)
+        .with_openapi(openapi::doc())
         .with_db(db)
         .with_events(&ctx.bus, Vec::new())
         .with_worker("saga-timer", move |token| Box::pin(saga.run_timer(token))))

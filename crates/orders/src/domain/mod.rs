@@ -12,8 +12,9 @@ pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 100;
 
 /// Where an order is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
 pub enum Status {
     /// Created; stock not reserved yet.
     Pending,

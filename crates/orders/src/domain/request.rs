@@ -9,27 +9,32 @@ use super::{MAX_LINES, MAX_QUANTITY, PAYMENT_TOKENS};
 
 /// The request body as sent. Fields a client may not set (`status`,
 /// `price`, `total`, ...) are simply not read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateOrder {
-    /// Lines.
+    /// Lines: 1–50; lines of one product are merged.
     pub items: Vec<ItemIn>,
-    /// Test token.
+    /// A test token: `tok_visa`, `tok_chargeDeclined` or `tok_timeout`.
+    #[schema(example = "tok_visa")]
     pub payment_token: String,
     /// Where to ship.
     pub shipping_address: Address,
 }
 
 /// One requested line.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = OrderItemIn)]
 pub struct ItemIn {
     /// Product id (UUID).
     pub product_id: String,
-    /// Units.
+    /// Units, 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 
-/// A shipping address (every field required, non-blank).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+/// A shipping address (every field but `line2` required, non-blank, at
+/// most 200 characters).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = ShippingAddress)]
 pub struct Address {
     /// Recipient.
     pub name: String,

@@ -36,7 +36,21 @@ struct Product {
     currency: String,
 }
 
-/// Creates an order in `pending` and starts its checkout.
+/// Creates an order in `pending` and starts its checkout. With an
+/// `Idempotency-Key`, the same key and body replay the first response.
+#[utoipa::path(post, path = "/api/v1/orders/", operation_id = "create_order", tag = "orders",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 visible ASCII characters; the same key and body from the same user replay the first response")),
+    request_body = CreateOrder,
+    responses((status = 201, description = "created in `pending` (or a replay of the first response)", body = OrderView,
+                  headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+              (status = 400, description = "invalid items, token or address, unknown products, or a bad Idempotency-Key"),
+              (status = 401, description = "no or bad token"),
+              (status = 409, description = "a request with this Idempotency-Key is in progress"),
+              (status = 422, description = "this Idempotency-Key was used with a different body"),
+              (status = 502, description = "the catalog gave an unexpected answer"),
+              (status = 503, description = "the catalog is unavailable; nothing was stored")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn create(
     State(state): State<AppState>,

@@ -31,6 +31,14 @@ struct Feed {
 }
 
 /// Streams the order's status changes (owner or staff; others get 404).
+#[utoipa::path(get, path = "/api/v1/orders/{id}/events/", operation_id = "order_events", tag = "orders",
+    params(("id" = String, Path, description = "order id (UUID)")),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "Server-Sent Events named `status`, the current status first, then one per change, \
+            closing after a final one; `data` is JSON `{order_id, status, reason, at}`"),
+              (status = 401, description = "no or bad token"),
+              (status = 404, description = "no such order, or another user's")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 pub async fn events(
     State(state): State<AppState>,

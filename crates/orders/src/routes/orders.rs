@@ -23,6 +23,15 @@ pub struct ListQuery {
 
 /// `GET /api/v1/orders/`: the caller's orders, newest first; staff see
 /// everyone's, or one user's with `?user=`.
+#[utoipa::path(get, path = "/api/v1/orders/", operation_id = "list_orders", tag = "orders",
+    params(("user" = Option<String>, Query, description = "staff only: one user's orders (ignored for others)"),
+           ("status" = Option<Status>, Query, description = "only orders in this status"),
+           ("page" = Option<u64>, Query, description = "page number (or `last`)"),
+           ("page_size" = Option<u64>, Query, description = "items per page (default 20, max 100)")),
+    responses((status = 200, description = "a page of orders, newest first (no `history`)", body = Page<OrderView>),
+              (status = 401, description = "no or bad token"),
+              (status = 404, description = "no such page")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn list(
     State(state): State<AppState>,
@@ -51,6 +60,12 @@ pub async fn list(
 }
 
 /// `GET /api/v1/orders/{id}/`, with its history.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/", operation_id = "get_order", tag = "orders",
+    params(("id" = String, Path, description = "order id (UUID)")),
+    responses((status = 200, description = "the order with its `history`", body = OrderView),
+              (status = 401, description = "no or bad token"),
+              (status = 404, description = "no such order, or another user's")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -65,6 +80,13 @@ pub async fn detail(
 /// `POST /api/v1/orders/{id}/cancel/`: a pending, paying or confirmed order
 /// becomes `cancelled`; its payment is refunded and its stock released
 /// (now, or by the saga timer if an upstream is down). 409 when final.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel/", operation_id = "cancel_order", tag = "orders",
+    params(("id" = String, Path, description = "order id (UUID)")),
+    responses((status = 200, description = "cancelled; the order with its `history`", body = OrderView),
+              (status = 401, description = "no or bad token"),
+              (status = 404, description = "no such order, or another user's"),
+              (status = 409, description = "already rejected or cancelled")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 pub async fn cancel(
     State(state): State<AppState>,

@@ -2,40 +2,73 @@
 
 use serde::Serialize;
 
-use crate::domain::money;
 use crate::domain::request::Address;
+use crate::domain::{Status, money};
 use crate::store::{HistoryRow, Order};
 
 /// An order as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
+    /// Order id (UUIDv7).
     id: String,
+    /// The owner's user id.
     user_id: String,
+    /// Where the order is in checkout.
+    #[schema(value_type = Status)]
     status: String,
+    /// Why it was rejected or cancelled: `out_of_stock`, `payment_declined`,
+    /// `payment_timeout`, `cancelled_by_customer`, `cancelled_by_staff`, ...
     status_reason: Option<String>,
+    /// The lines, priced by the catalog at order time.
     items: Vec<LineView>,
+    /// Sum of the line totals: a decimal string with two places.
+    #[schema(example = "39.98")]
     total: String,
+    /// ISO currency code.
+    #[schema(example = "USD")]
     currency: String,
+    /// Where to ship.
+    #[schema(value_type = Address)]
     shipping_address: serde_json::Value,
+    /// RFC 3339 UTC.
     created_at: String,
+    /// RFC 3339 UTC.
     updated_at: String,
+    /// Every status change, oldest first (detail and cancel only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<HistoryView>, required = false)]
     history: Option<Vec<HistoryView>>,
 }
 
-#[derive(Debug, Serialize)]
-struct LineView {
+/// One line of an order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OrderItem)]
+pub struct LineView {
+    /// Product id (UUID).
     product_id: String,
+    /// The product's name at order time.
     name: String,
+    /// The catalog's price at order time: a decimal string.
+    #[schema(example = "19.99")]
     unit_price: String,
+    /// Units.
     quantity: i64,
+    /// `unit_price × quantity`: a decimal string.
+    #[schema(example = "39.98")]
     line_total: String,
 }
 
-#[derive(Debug, Serialize)]
-struct HistoryView {
+/// One status change of an order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OrderHistoryEntry)]
+pub struct HistoryView {
+    /// The status entered.
+    #[schema(value_type = Status)]
     status: String,
+    /// Why, when there is a reason.
     reason: Option<String>,
+    /// RFC 3339 UTC.
     at: String,
 }
 

@@ -1,0 +1,88 @@
+//! The OpenAPI document of orders' public routes.
+
+use bazaar_kit::openapi::BearerAuth;
+use utoipa::OpenApi;
+
+use crate::domain::Status;
+use crate::domain::request::{Address, CreateOrder, ItemIn};
+use crate::routes::view::{HistoryView, LineView, OrderView};
+use crate::routes::{create, events, orders};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bazaar orders", description = "Orders, checkout and live status (SPEC §3 orders)."),
+    paths(create::create, orders::list, orders::detail, orders::cancel, events::events),
+    components(schemas(OrderView, LineView, HistoryView, Status, CreateOrder, ItemIn, Address)),
+    modifiers(&BearerAuth),
+    tags((name = "orders", description = "Orders and their checkout"))
+)]
+struct Doc;
+
+/// The document.
+pub fn doc() -> utoipa::openapi::OpenApi {
+    Doc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use bazaar_kit::openapi::{lint, operations};
+
+    /// SPEC §3 orders, as routed (`routes::router`); every one needs a token.
+    /// A route added without docs, or docs without a route, fails here.
+    const PUBLIC: [(&str, &str); 5] = [
+        ("/api/v1/orders/", "GET"),
+        ("/api/v1/orders/", "POST"),
+        ("/api/v1/orders/{id}/", "GET"),
+        ("/api/v1/orders/{id}/cancel/", "POST"),
+        ("/api/v1/orders/{id}/events/", "GET"),
+    ];
+
+    #[test]
+    fn documents_exactly_the_public_routes() {
+        let doc = serde_json::to_value(super::doc()).expect("json");
+        let want: BTreeSet<(String, String)> = PUBLIC
+            .iter()
+            .map(|(p, m)| ((*p).to_string(), (*m).to_string()))
+            .collect();
+        assert_eq!(operations(&doc), want);
+        assert_eq!(lint(&doc), Vec::<String>::new());
+        for (path, method) in PUBLIC {
+            let op = &doc["paths"][path][method.to_lowercase()];
+            assert_eq!(op["tags"], serde_json::json!(["orders"]), "{method} {path}");
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{method} {path}"
+            );
+        }
+        let create = &doc["paths"]["/api/v1/orders/"]["post"];
+        assert!(
+            create["parameters"]
+                .as_array()
+                .expect("params")
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header")
+        );
+        let list = &doc["paths"]["/api/v1/orders/"]["get"]["parameters"];
+        assert!(
+            list.as_array()
+                .expect("params")
+                .iter()
+                .any(|p| p["name"] == "user")
+        );
+        let events = &doc["paths"]["/api/v1/orders/{id}/events/"]["get"]["responses"]["200"];
+        assert!(
+            events["content"]["text/event-stream"].is_object(),
+            "{events}"
+        );
+        let order = &doc["components"]["schemas"]["Order"];
+        assert_eq!(order["properties"]["total"]["type"], "string");
+        let item = &doc["components"]["schemas"]["OrderItem"]["properties"];
+        assert_eq!(item["unit_price"]["type"], "string");
+        assert_eq!(item["line_total"]["type"], "string");
+        let required = order["required"].as_array().expect("required");
+        assert!(!required.contains(&"history".into()));
+    }
+}
