@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sqlx::migrate::Migrator;
 
 pub mod error;
+pub mod openapi;
 pub mod provider;
 pub mod routes;
 pub mod store;
@@ -88,6 +89,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .with_state(state);
     Ok(ctx
         .service(router)
+        .with_openapi(openapi::doc())
         .with_db(db)
         .with_events(&ctx.bus, Vec::new()))
 }

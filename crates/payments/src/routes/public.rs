@@ -24,18 +24,48 @@ struct ListQuery {
 }
 
 /// A payment as clients see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Payment)]
 pub struct PaymentView {
+    /// Payment id (UUIDv7).
     id: String,
+    /// The order it pays.
     order_id: String,
+    /// The order's total: a decimal string with two places.
+    #[schema(example = "19.99")]
     amount: String,
+    /// ISO currency code.
+    #[schema(example = "USD")]
     currency: String,
+    /// The charge's outcome (payments still in progress are not listed).
+    #[schema(schema_with = status_schema)]
     status: String,
+    /// RFC 3339 UTC.
     created_at: String,
+}
+
+fn status_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        // The statuses `store::list` shows.
+        .enum_values(Some(["succeeded", "declined", "refunded"]))
+        .description(Some(
+            "The charge's outcome (payments still in progress are not listed).",
+        ))
+        .build()
 }
 
 /// Payments of the caller, filtered by `?order_id=`; another user's order
 /// yields an empty list, never its payment.
+#[utoipa::path(get, path = "/api/v1/payments/", operation_id = "list_payments", tag = "payments",
+    params(("order_id" = Option<String>, Query, description = "only this order's payment"),
+           ("user" = Option<String>, Query, description = "staff only: one user's payments (ignored for others)"),
+           ("page" = Option<u64>, Query, description = "page number (or `last`)"),
+           ("page_size" = Option<u64>, Query, description = "items per page (default 20, max 100)")),
+    responses((status = 200, description = "a page of payments, newest first", body = Page<PaymentView>),
+              (status = 401, description = "no or bad token"),
+              (status = 404, description = "no such page")),
+    security(("bearer" = [])))]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
