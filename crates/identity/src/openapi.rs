@@ -1,5 +1,6 @@
 //! The OpenAPI document of identity's public routes.
 
+use bazaar_kit::openapi::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::routes::{UserOut, auth, users, wellknown};
@@ -15,6 +16,7 @@ use crate::routes::{UserOut, auth, users, wellknown};
     components(schemas(UserOut, auth::RegisterBody, auth::TokenBody, auth::TokenPair,
         auth::Refreshed, auth::RefreshBody, auth::ServiceTokenBody, auth::ServiceTokenOut,
         users::MePatch)),
+    modifiers(&BearerAuth),
     tags((name = "identity"))
 )]
 struct Doc;

@@ -25,8 +25,8 @@ pub struct RegisterBody {
 }
 
 /// Creates an account → 201 user; publishes `user.registered`.
-#[utoipa::path(post, path = "/api/v1/auth/register/", request_body = RegisterBody,
-    responses((status = 201, body = UserOut), (status = 400, description = "Invalid or taken")))]
+#[utoipa::path(post, path = "/api/v1/auth/register/", request_body = RegisterBody, tag = "identity",
+    responses((status = 201, description = "Registered", body = UserOut), (status = 400, description = "Invalid or taken")))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
     State(state): State<AppState>,
@@ -96,8 +96,11 @@ async fn check_throttle(state: &AppState, keys: &[(&str, i64)]) -> Result<()> {
 
 /// Logs in → 200 `{access, refresh, token_type, expires_in}`; 401 on bad
 /// credentials; 429 + `Retry-After` after repeated failures.
-#[utoipa::path(post, path = "/api/v1/auth/token/", request_body = TokenBody,
-    responses((status = 200, body = TokenPair), (status = 401), (status = 429)))]
+#[utoipa::path(post, path = "/api/v1/auth/token/", request_body = TokenBody, tag = "identity",
+    responses((status = 200, description = "A token pair", body = TokenPair),
+        (status = 400, description = "Blank username or password"),
+        (status = 401, description = "Wrong credentials"),
+        (status = 429, description = "Too many failures; see Retry-After")))]
 #[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn token(
     State(state): State<AppState>,
@@ -177,8 +180,9 @@ pub struct RefreshBody {
 
 /// Rotates a refresh token → 200 `{access, refresh}`. A token used before
 /// is theft: its whole family is revoked and the caller gets 401.
-#[utoipa::path(post, path = "/api/v1/auth/token/refresh/", request_body = RefreshBody,
-    responses((status = 200, body = Refreshed), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/token/refresh/", request_body = RefreshBody, tag = "identity",
+    responses((status = 200, description = "A new pair; the old refresh token is dead", body = Refreshed),
+        (status = 401, description = "Unknown, expired or reused refresh token")))]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -226,8 +230,9 @@ pub async fn refresh(
 }
 
 /// Ends the session of a refresh token → 204 (its family is revoked).
-#[utoipa::path(post, path = "/api/v1/auth/logout/", request_body = RefreshBody,
-    responses((status = 204), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout/", request_body = RefreshBody, tag = "identity",
+    responses((status = 204, description = "The refresh token is revoked"),
+        (status = 401, description = "Unknown refresh token")))]
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
@@ -293,8 +298,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// Issues a service token to a service that proves its client secret.
-#[utoipa::path(post, path = "/api/v1/auth/service-token/", request_body = ServiceTokenBody,
-    responses((status = 200, body = ServiceTokenOut), (status = 400), (status = 401)))]
+#[utoipa::path(post, path = "/api/v1/auth/service-token/", request_body = ServiceTokenBody, tag = "identity",
+    responses((status = 200, description = "A service token", body = ServiceTokenOut),
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "Wrong client credentials")))]
 #[tracing::instrument(skip_all)]
 pub async fn service_token(
     State(state): State<AppState>,

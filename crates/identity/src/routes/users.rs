@@ -16,7 +16,8 @@ use crate::error::{IdentityError, Result};
 use crate::store::{self, epoch};
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/api/v1/users/me/", responses((status = 200, body = UserOut), (status = 401)))]
+#[utoipa::path(get, path = "/api/v1/users/me/", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, description = "The signed-in user", body = UserOut), (status = 401, description = "No or bad token")))]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<UserOut>> {
     let row = store::users::by_id(state.db.pool(), &user.id)
@@ -36,8 +37,10 @@ pub struct MePatch {
 
 /// Changes the email and/or password. A new password revokes every refresh
 /// token of the user (all sessions end; access tokens expire on their own).
-#[utoipa::path(patch, path = "/api/v1/users/me/", request_body = MePatch,
-    responses((status = 200, body = UserOut), (status = 400), (status = 401)))]
+#[utoipa::path(patch, path = "/api/v1/users/me/", request_body = MePatch, tag = "identity", security(("bearer" = [])),
+    responses((status = 200, description = "The updated user", body = UserOut),
+        (status = 400, description = "Invalid or taken email, or weak password"),
+        (status = 401, description = "No or bad token")))]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn update_me(
     State(state): State<AppState>,
@@ -92,10 +95,11 @@ pub async fn update_me(
 
 /// Every user (staff only), oldest first; `?search=` matches username or
 /// email, case-insensitively.
-#[utoipa::path(get, path = "/api/v1/users/",
+#[utoipa::path(get, path = "/api/v1/users/", operation_id = "list_users", tag = "identity", security(("bearer" = [])),
     params(("search" = Option<String>, Query, description = "Part of a username or email"),
            ("page" = Option<u64>, Query), ("page_size" = Option<u64>, Query)),
-    responses((status = 200, description = "A page of users"), (status = 401), (status = 403)))]
+    responses((status = 200, description = "A page of users", body = Page<UserOut>), (status = 401, description = "No or bad token"),
+        (status = 403, description = "Not staff")))]
 #[tracing::instrument(skip_all, fields(staff = %staff.0.id))]
 pub async fn list(
     State(state): State<AppState>,
@@ -118,8 +122,10 @@ pub async fn list(
 }
 
 /// One user: yourself, or anyone when staff; otherwise 404.
-#[utoipa::path(get, path = "/api/v1/users/{id}/", params(("id" = String, Path)),
-    responses((status = 200, body = UserOut), (status = 401), (status = 404)))]
+#[utoipa::path(get, path = "/api/v1/users/{id}/", params(("id" = String, Path)), tag = "identity",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user", body = UserOut), (status = 401, description = "No or bad token"),
+        (status = 404, description = "No such user, or not staff nor self")))]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn detail(
     State(state): State<AppState>,

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::{AppState, keys};
 
 /// The public signing keys: active, next and recently retired.
-#[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "JWK set")))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity", responses((status = 200, description = "JWK set")))]
 #[tracing::instrument(skip_all)]
 pub async fn jwks(State(state): State<AppState>) -> Result<Response> {
     let set = keys::jwks(&state.db).await?;
@@ -23,7 +23,7 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Response> {
 }
 
 /// OpenID Connect discovery (the parts that apply to this provider).
-#[utoipa::path(get, path = "/.well-known/openid-configuration", responses((status = 200, description = "Discovery document")))]
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity", responses((status = 200, description = "Discovery document")))]
 pub async fn openid_configuration(RequestUrl(url): RequestUrl) -> Json<serde_json::Value> {
     let base = url.origin().ascii_serialization();
     Json(json!({

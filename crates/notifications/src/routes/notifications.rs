@@ -6,6 +6,7 @@ use axum::routing::get;
 use bazaar_kit::Problem;
 use bazaar_kit::auth::AuthUser;
 use bazaar_kit::extract::{Json, Query};
+use bazaar_kit::openapi::BearerAuth;
 use bazaar_kit::pagination::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
@@ -67,13 +68,14 @@ struct ListQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/notifications/",
+    operation_id = "list_notifications",
     params(
         ("user" = Option<String>, Query, description = "staff only: a user id"),
         ("page" = Option<u64>, Query, description = "page number"),
         ("page_size" = Option<u64>, Query, description = "items per page (max 100)"),
     ),
     responses(
-        (status = 200, description = "newest first, paginated", body = [NotificationView]),
+        (status = 200, description = "newest first, paginated", body = Page<NotificationView>),
         (status = 401, description = "no or bad token"),
         (status = 403, description = "another user's, not staff"),
     ),
@@ -116,5 +118,10 @@ async fn list(
 
 /// The service's OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list), components(schemas(NotificationView)))]
+#[openapi(
+    paths(list),
+    components(schemas(NotificationView)),
+    modifiers(&BearerAuth),
+    tags((name = "notifications", description = "The email log"))
+)]
 pub struct ApiDoc;
