@@ -51,6 +51,30 @@ pub fn operations(doc: &Value) -> BTreeSet<(String, String)> {
     out
 }
 
+/// How a service's document disagrees with the `(path, METHOD)` pairs it
+/// routes, one line each, followed by [`lint`]'s findings; empty when the
+/// document describes exactly those routes and is sound.
+pub fn mismatches<'a>(
+    doc: &Value,
+    routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<String> {
+    let want: BTreeSet<(String, String)> = routes
+        .into_iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    let have = operations(doc);
+    let mut problems: Vec<String> = want
+        .difference(&have)
+        .map(|(p, m)| format!("routed but undocumented: {m} {p}"))
+        .chain(
+            have.difference(&want)
+                .map(|(p, m)| format!("documented but not routed: {m} {p}")),
+        )
+        .collect();
+    problems.extend(lint(doc));
+    problems
+}
+
 /// What is wrong with a document, one line each (empty when sound):
 /// `$ref`s naming no component, operations requiring an undefined security
 /// scheme, responses without the required `description`, duplicate
@@ -142,6 +166,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn mismatches_name_missing_and_extra_routes() {
+        let doc = json!({"paths": {"/a/": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+        assert_eq!(mismatches(&doc, [("/a/", "GET")]), Vec::<String>::new());
+        assert_eq!(
+            mismatches(&doc, [("/a/", "POST")]),
+            vec![
+                "routed but undocumented: POST /a/".to_string(),
+                "documented but not routed: GET /a/".to_string(),
+            ]
+        );
+    }
 
     #[test]
     fn finds_operations_and_problems() {
