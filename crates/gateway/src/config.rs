@@ -56,6 +56,9 @@ pub struct GatewaySettings {
     pub health_interval_ms: u64,
     /// Seconds the merged OpenAPI document is cached.
     pub openapi_cache_secs: u64,
+    /// Threads serving connections, each with its own upstream keep-alive
+    /// connections (0: one per core).
+    pub workers: usize,
 }
 
 impl Default for GatewaySettings {
@@ -83,6 +86,7 @@ impl Default for GatewaySettings {
             breaker_open_ms: 5000,
             health_interval_ms: 1000,
             openapi_cache_secs: 5,
+            workers: 0,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, Method, header};
@@ -23,22 +23,18 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 pub struct Guard {
     settings: GatewaySettings,
     limiter: Limiter,
-    verifier: std::sync::Arc<Verifier>,
-    verified: RwLock<HashMap<String, (String, i64)>>,
+    verifier: Arc<Verifier>,
+    verified: RwLock<HashMap<String, (Arc<str>, i64), foldhash::fast::RandomState>>,
 }
 
 impl Guard {
     /// A guard with `settings`, verifying with `verifier`.
-    pub fn new(
-        settings: GatewaySettings,
-        limiter: Limiter,
-        verifier: std::sync::Arc<Verifier>,
-    ) -> Self {
+    pub fn new(settings: GatewaySettings, limiter: Limiter, verifier: Arc<Verifier>) -> Self {
         Self {
             settings,
             limiter,
             verifier,
-            verified: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::with_hasher(Default::default())),
         }
     }
 
@@ -80,7 +76,7 @@ impl Guard {
     }
 
     /// The subject of a valid access token, or a 401 problem.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<String, Problem> {
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<str>, Problem> {
         let refused = || Problem::unauthorized("Given token not valid for any token type");
         let token = headers
             .get(header::AUTHORIZATION)
@@ -131,7 +127,8 @@ impl Guard {
         if cache.len() >= TOKEN_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(token.to_string(), (claims.sub.clone(), claims.exp));
-        Ok(claims.sub)
+        let sub: Arc<str> = claims.sub.into();
+        cache.insert(token.to_string(), (sub.clone(), claims.exp));
+        Ok(sub)
     }
 }

@@ -6,12 +6,14 @@
 
 mod config;
 mod docs;
+mod edge;
 mod guard;
 mod health;
 mod limit;
 mod pool;
 mod proxy;
 mod routes;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,6 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{any, get};
 use bazaar_kit::{Service, ServiceContext, ServiceName};
-use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::{GatewaySettings, Limit};
@@ -34,6 +35,8 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .map_err(|e| anyhow::anyhow!("gateway settings: {e}"))?;
     let table =
         RouteTable::from_config(&ctx.config, &settings.routes).map_err(|e| anyhow::anyhow!(e))?;
+    // Metric handles below need the recorder installed first.
+    bazaar_kit::metrics::handle();
     let open_for = Duration::from_millis(settings.breaker_open_ms.max(1));
     let pools = table
         .upstreams()
@@ -47,10 +50,12 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let timeout = settings
         .upstream_timeout_secs
         .map_or(ctx.http_options().request_timeout, Duration::from_secs);
+    let connect_timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
     let proxy = Arc::new(proxy::Proxy {
         table,
         pools,
-        client: proxy::client(Duration::from_millis(settings.connect_timeout_ms.max(1))),
+        client: proxy::client(connect_timeout),
+        connect_timeout,
         guard: guard::Guard::new(settings.clone(), limiter, ctx.verifier.clone()),
         timeout,
     });
@@ -63,18 +68,19 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .route("/docs", get(docs::ui_index))
         .route("/docs/{*file}", get(docs::ui_asset))
         .with_state(docs);
+    // `/api/` and `/.well-known/` never reach this router: the edge
+    // server proxies them (see `edge`).
     let router = Router::new()
-        .route("/api/{*rest}", any(proxy::forward))
-        .route("/.well-known/{*rest}", any(proxy::forward))
-        .route("/internal/{*rest}", any(proxy::hidden))
-        .with_state(proxy.clone())
-        .merge(docs_router)
-        .layer(CompressionLayer::new());
-    let router = match cors(&settings.cors_origins) {
-        Some(layer) => router.layer(layer),
-        None => router,
-    };
-    let mut service = ctx.service(router);
+        .route(
+            "/internal/{*rest}",
+            any(|| async { bazaar_kit::Problem::not_found() }),
+        )
+        .merge(docs_router);
+    let mut service = ctx.service(router).with_server(edge::server(
+        proxy.clone(),
+        cors(&settings.cors_origins),
+        settings.workers,
+    ));
     for (idx, upstream) in proxy.table.upstreams().iter().enumerate() {
         let proxy = proxy.clone();
         service = service.with_ready_check(&format!("upstream:{}", upstream.name), move || {

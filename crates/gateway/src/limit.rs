@@ -136,16 +136,18 @@ impl Redis {
 /// Sharded in-memory GCRA state: key → theoretical arrival time.
 struct Memory {
     epoch: Instant,
-    hasher: std::collections::hash_map::RandomState,
-    shards: Vec<Mutex<HashMap<String, Duration>>>,
+    hasher: foldhash::fast::RandomState,
+    shards: Vec<Mutex<HashMap<String, Duration, foldhash::fast::RandomState>>>,
 }
 
 impl Memory {
     fn new() -> Self {
         Self {
             epoch: Instant::now(),
-            hasher: std::collections::hash_map::RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(foldhash::fast::RandomState::default())))
+                .collect(),
         }
     }
 
@@ -161,17 +163,21 @@ impl Memory {
         if map.len() >= SWEEP_AT {
             map.retain(|_, tat| *tat > now);
         }
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let new_tat = tat + interval;
-        let allow_at = new_tat.saturating_sub(tolerance);
-        if allow_at > now {
-            return Err(allow_at - now);
-        }
-        match map.get_mut(key) {
-            Some(v) => *v = new_tat,
-            None => {
-                map.insert(key.to_string(), new_tat);
+        // One lookup for a known key; a new key costs a second (insert).
+        let step = |tat: Duration| {
+            let new_tat = tat.max(now) + interval;
+            let allow_at = new_tat.saturating_sub(tolerance);
+            if allow_at > now {
+                Err(allow_at - now)
+            } else {
+                Ok(new_tat)
             }
+        };
+        if let Some(tat) = map.get_mut(key) {
+            *tat = step(*tat)?;
+        } else {
+            let new_tat = step(now)?;
+            map.insert(key.to_string(), new_tat);
         }
         Ok(())
     }

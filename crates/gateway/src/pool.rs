@@ -12,11 +12,37 @@ use crate::routes::Upstream;
 pub struct Instance {
     /// Base URL (`http://host:port`).
     pub url: String,
+    /// `host:port` to connect to.
+    pub addr: String,
+    /// The `Host` header for requests to it.
+    pub authority: axum::http::HeaderValue,
     healthy: AtomicBool,
     outstanding: AtomicUsize,
 }
 
 impl Instance {
+    fn new(url: &str) -> Self {
+        let authority = url
+            .parse::<axum::http::Uri>()
+            .ok()
+            .and_then(|uri| uri.authority().map(|a| a.as_str().to_string()));
+        let addr = match authority.as_deref() {
+            Some(a) if a.contains(':') => a.to_string(),
+            Some(a) => format!("{a}:80"),
+            None => url.to_string(),
+        };
+        Self {
+            url: url.to_string(),
+            authority: axum::http::HeaderValue::from_str(
+                authority.as_deref().unwrap_or("localhost"),
+            )
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("localhost")),
+            addr,
+            healthy: AtomicBool::new(true),
+            outstanding: AtomicUsize::new(0),
+        }
+    }
+
     /// Whether the last health signal said the instance serves.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
@@ -55,6 +81,8 @@ pub struct Pool {
     pub instances: Vec<Instance>,
     /// Its circuit breaker.
     pub breaker: Breaker,
+    /// `gateway_upstream_duration_seconds{upstream}`.
+    pub latency: metrics::Histogram,
 }
 
 impl Pool {
@@ -63,16 +91,9 @@ impl Pool {
     pub fn new(upstream: &Upstream, failures: u32, open_for: Duration) -> Self {
         Self {
             name: upstream.name.clone(),
-            instances: upstream
-                .urls
-                .iter()
-                .map(|url| Instance {
-                    url: url.clone(),
-                    healthy: AtomicBool::new(true),
-                    outstanding: AtomicUsize::new(0),
-                })
-                .collect(),
+            instances: upstream.urls.iter().map(|url| Instance::new(url)).collect(),
             breaker: Breaker::new(&upstream.name, failures, open_for),
+            latency: metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream.name.clone()),
         }
     }
 

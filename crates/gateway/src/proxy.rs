@@ -1,17 +1,17 @@
-//! Streaming reverse proxy over a pooled hyper client: edge checks, breaker,
-//! balancing, retries (idempotent, bodiless requests whose connection
-//! failed, so nothing reached the upstream) and timeouts.
+//! Streaming reverse proxy: edge checks, breaker, balancing, retries
+//! (idempotent, bodiless requests whose connection failed, so nothing
+//! reached the upstream) and timeouts. Requests travel on the worker
+//! thread's own keep-alive connections ([`crate::upstream`]).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
 use bazaar_kit::Problem;
+use bazaar_kit::http::BODY_LIMIT;
+use http_body_util::Limited;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -19,9 +19,10 @@ use hyper_util::rt::TokioExecutor;
 use crate::guard::Guard;
 use crate::pool::{Admission, Pool};
 use crate::routes::{RouteTable, is_forbidden_path};
+use crate::upstream::{Connections, Pooled, SendError};
 
 /// The HTTP client used for upstreams and health checks.
-pub type HttpClient = Client<HttpConnector, Body>;
+pub type HttpClient = Client<HttpConnector, axum::body::Body>;
 
 /// Forwards requests to the upstream that owns their path.
 pub struct Proxy {
@@ -29,26 +30,34 @@ pub struct Proxy {
     pub table: RouteTable,
     /// One pool per upstream, indexed like `table.upstreams()`.
     pub pools: Vec<Pool>,
-    /// Pooled keep-alive client.
+    /// Pooled client for health checks and documents (requests travel on
+    /// the workers' own connections).
     pub client: HttpClient,
     /// Edge policy.
     pub guard: Guard,
     /// Time allowed for an upstream's response head.
     pub timeout: Duration,
+    /// Time allowed to open a connection to an upstream.
+    pub connect_timeout: Duration,
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Attempts per request when connections fail (idempotent, bodiless only).
 const MAX_ATTEMPTS: usize = 3;
@@ -64,19 +73,6 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
         .build(connector)
 }
 
-/// `/internal/...` is never routed.
-pub async fn hidden() -> Problem {
-    Problem::not_found()
-}
-
-/// Forwards one request, streaming both bodies.
-pub async fn forward(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
-    match proxy.forward(req).await {
-        Ok(response) => response,
-        Err(problem) => problem.into_response(),
-    }
-}
-
 enum Failure {
     Connect,
     Other(String),
@@ -84,23 +80,32 @@ enum Failure {
 }
 
 impl Proxy {
-    async fn forward(&self, req: Request) -> Result<Response, Problem> {
-        let original = req
-            .extensions()
-            .get::<OriginalUri>()
-            .map_or_else(|| req.uri().clone(), |o| o.0.clone());
-        let raw_path = original.path();
+    /// Forwards one request, streaming both bodies, or says which problem
+    /// to answer with.
+    pub async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        connections: &Rc<Connections>,
+    ) -> Result<Response<Pooled>, Problem> {
+        let raw_path = req.uri().path();
         if is_forbidden_path(raw_path) {
             return Err(Problem::not_found());
         }
         let idx = self.table.route(raw_path).ok_or_else(Problem::not_found)?;
+        let too_large = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > BODY_LIMIT as u64);
+        if too_large {
+            return Err(too_large_problem());
+        }
         let pool = &self.pools[idx];
-        let client_ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let client_ip = peer.ip();
         self.guard
-            .admit(req.method(), raw_path, req.headers(), client_ip)
+            .admit(req.method(), raw_path, req.headers(), Some(client_ip))
             .await?;
         let admission = pool.breaker.admit().map_err(|wait| {
             metrics::counter!("gateway_upstream_errors_total", "upstream" => pool.name.clone(), "kind" => "circuit_open")
@@ -111,47 +116,51 @@ impl Proxy {
             ))
             .with_retry_after(wait.as_secs() + 1)
         })?;
-        let path_and_query = original
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
         let (mut parts, body) = req.into_parts();
-        let host = parts.headers.get(header::HOST).cloned();
+        let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        forwarded_headers(&mut parts.headers, client_ip.map(|ip| ip.to_string()), host);
+        forwarded_headers(&mut parts.headers, client_ip, host);
         parts.version = axum::http::Version::HTTP_11;
+        // Origin form: the upstream gets the client's path and query as sent.
+        if let Some(pq) = parts.uri.path_and_query().cloned() {
+            parts.uri = pq.into();
+        }
         let retryable = is_idempotent(&parts.method) && has_no_body(&parts.headers);
-        let mut body = Some(body);
-        let mut tried = Vec::new();
+        let mut request = Some(Request::from_parts(parts, Limited::new(body, BODY_LIMIT)));
+        let mut tried = [usize::MAX; MAX_ATTEMPTS];
+        let mut attempts = 0;
         let started = Instant::now();
         let outcome = loop {
-            let Some(i) = pool.pick(&tried) else {
+            let (Some(i), Some(mut attempt)) = (pool.pick(&tried[..attempts]), request.take())
+            else {
                 break Err(Failure::Connect);
             };
-            tried.push(i);
+            tried[attempts] = i;
+            attempts += 1;
             let instance = &pool.instances[i];
-            let uri: Uri = format!("{}{path_and_query}", instance.url)
-                .parse()
-                .map_err(|_| Problem::not_found())?;
-            let attempt_body = body.take().unwrap_or_else(Body::empty);
-            let request = rebuild(&parts, uri, attempt_body);
+            attempt
+                .headers_mut()
+                .insert(header::HOST, instance.authority.clone());
             let _in_flight = pool.start(i);
-            match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            match tokio::time::timeout(self.timeout, connections.send((idx, i), instance, attempt))
+                .await
+            {
                 Ok(Ok(response)) => break Ok(response),
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(SendError::Connect(e, unsent))) => {
                     instance.set_healthy(&pool.name, false);
                     tracing::warn!(upstream = %pool.name, instance = %instance.url, error = %e, "connect failed");
-                    if !(retryable && tried.len() < MAX_ATTEMPTS.min(pool.instances.len())) {
+                    if !(retryable && attempts < MAX_ATTEMPTS.min(pool.instances.len())) {
                         break Err(Failure::Connect);
                     }
+                    // Nothing was sent: the same request goes to another instance.
+                    request = Some(unsent);
                 }
-                Ok(Err(e)) => break Err(Failure::Other(error_chain(&e))),
+                Ok(Err(SendError::Other(e))) => break Err(Failure::Other(error_chain(&e))),
                 Err(_) => break Err(Failure::Timeout),
             }
         };
         let name = &pool.name;
-        metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => name.clone())
-            .record(started.elapsed().as_secs_f64());
+        pool.latency.record(started.elapsed().as_secs_f64());
         let upstream_fault = match &outcome {
             Ok(_) => false,
             Err(Failure::Other(e)) => !e.contains("length limit exceeded"),
@@ -162,10 +171,9 @@ impl Proxy {
             tracing::info!(upstream = %name, ok = outcome.is_ok(), "half-open probe");
         }
         match outcome {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, Body::new(body)))
+            Ok(mut response) => {
+                strip_hop_by_hop(response.headers_mut());
+                Ok(response)
             }
             Err(failure) => {
                 let kind = match &failure {
@@ -179,10 +187,7 @@ impl Proxy {
                     Failure::Timeout => Problem::gateway_timeout(format!(
                         "The {name} service did not answer in time."
                     )),
-                    Failure::Other(e) if e.contains("length limit exceeded") => Problem::new(
-                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "Request body exceeds the 1 MiB limit.",
-                    ),
+                    Failure::Other(e) if e.contains("length limit exceeded") => too_large_problem(),
                     Failure::Other(e) => {
                         tracing::warn!(upstream = %name, error = %e, "upstream failed");
                         Problem::unavailable(format!(
@@ -200,13 +205,11 @@ impl Proxy {
     }
 }
 
-fn rebuild(parts: &Parts, uri: Uri, body: Body) -> Request {
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
-    request
+fn too_large_problem() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "Request body exceeds the 1 MiB limit.",
+    )
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -249,43 +252,54 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
 fn forwarded_headers(
     headers: &mut HeaderMap,
-    client_ip: Option<String>,
+    client_ip: std::net::IpAddr,
     host: Option<HeaderValue>,
 ) {
-    if let Some(ip) = client_ip {
-        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
-        };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert("x-forwarded-for", v);
+    use std::io::Write as _;
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let value = match headers.get(X_FORWARDED_FOR) {
+        Some(prior) => {
+            let mut joined = prior.as_bytes().to_vec();
+            joined.extend_from_slice(format!(", {client_ip}").as_bytes());
+            HeaderValue::from_bytes(&joined)
         }
+        None => {
+            let _ = write!(cursor, "{client_ip}");
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            HeaderValue::from_bytes(&buf[..len])
+        }
+    };
+    if let Ok(v) = value {
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if let Some(host) = host
-        && !headers.contains_key("x-forwarded-host")
+        && !headers.contains_key(X_FORWARDED_HOST)
     {
-        headers.insert("x-forwarded-host", host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
-    headers.remove(header::HOST);
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(TRACEPARENT) {
         // Start the trace here so every hop shares one trace id (a
         // thread-local generator: no syscall per request).
         use rand::Rng as _;
         let mut rng = rand::rng();
         let trace: u128 = rng.random::<u128>().max(1);
         let span: u64 = rng.random::<u64>().max(1);
-        if let Ok(v) = HeaderValue::from_str(&format!("00-{trace:032x}-{span:016x}-01")) {
-            headers.insert("traceparent", v);
+        let mut buf = [0u8; 55];
+        if write!(&mut buf[..], "00-{trace:032x}-{span:016x}-01").is_ok()
+            && let Ok(v) = HeaderValue::from_bytes(&buf)
+        {
+            headers.insert(TRACEPARENT, v);
         }
     }
 }

@@ -160,26 +160,29 @@ pub fn is_public(method: &Method, path: &str) -> bool {
         return true;
     }
     let read = method == Method::GET || method == Method::HEAD;
-    let catalog = ["/api/v1/products", "/api/v1/categories"]
-        .iter()
-        .any(|p| bare == *p || bare.starts_with(&format!("{p}/")));
+    let catalog = ["/api/v1/products", "/api/v1/categories"].iter().any(|p| {
+        bare.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
     read && catalog
 }
 
 /// Whether a raw request path must be refused: `/internal/` anywhere, dot
 /// segments, encoded slashes, dots or backslashes (traversal tricks).
 pub fn is_forbidden_path(raw: &str) -> bool {
-    let lower = raw.to_ascii_lowercase();
-    if lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%2e")
-        || lower.contains('\\')
-    {
-        return true;
-    }
-    lower
-        .split('/')
-        .any(|seg| seg == ".." || seg == "." || seg == "internal")
+    let bytes = raw.as_bytes();
+    let encoded_trick = bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f' | b'e') | (b'5', b'c')
+            )
+    });
+    encoded_trick
+        || bytes.contains(&b'\\')
+        || raw
+            .split('/')
+            .any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("internal"))
 }
 
 #[cfg(test)]

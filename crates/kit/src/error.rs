@@ -155,6 +155,18 @@ impl Problem {
         }
         value
     }
+
+    /// The complete problem+json response for a request to `instance` with
+    /// id `request_id`.
+    pub fn render(&self, instance: &str, request_id: &str) -> Response {
+        let body = self.to_body(instance, request_id).to_string();
+        let mut response =
+            (self.status(), [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        for (name, value) in &self.headers {
+            response.headers_mut().append(name, value.clone());
+        }
+        response
+    }
 }
 
 fn slug(title: &str) -> String {

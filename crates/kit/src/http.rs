@@ -16,7 +16,6 @@ use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 use crate::error::{PROBLEM_JSON, PendingProblem, Problem};
@@ -97,35 +96,31 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
         .fallback(|| async { Problem::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(security_headers())
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(observe, observe_request))
         .layer(middleware::from_fn(request_id))
 }
 
-type Header = SetResponseHeaderLayer<HeaderValue>;
-type SecurityHeaders = tower::layer::util::Stack<
-    Header,
-    tower::layer::util::Stack<
-        Header,
-        tower::layer::util::Stack<Header, tower::layer::util::Identity>,
-    >,
->;
+/// Headers every response carries unless it set its own.
+pub const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
 
-fn security_headers() -> SecurityHeaders {
-    tower::ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .into_inner()
+/// Adds the [`SECURITY_HEADERS`] a response does not set itself.
+pub fn add_security_headers(headers: &mut axum::http::HeaderMap) {
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    add_security_headers(response.headers_mut());
+    response
 }
 
 async fn metrics_text() -> Response {
@@ -203,16 +198,35 @@ fn normalize_path(mut req: Request) -> Request {
     req
 }
 
+/// The request's id: the client's `X-Request-ID` when sane (visible ASCII,
+/// at most 200 bytes), else a new one.
+pub fn request_id_of(headers: &axum::http::HeaderMap) -> HeaderValue {
+    match headers.get(REQUEST_ID) {
+        Some(v)
+            if !v.is_empty() && v.len() <= 200 && v.as_bytes().iter().all(u8::is_ascii_graphic) =>
+        {
+            v.clone()
+        }
+        _ => new_request_id(),
+    }
+}
+
+/// A new request id: a UUIDv7 from the clock and the thread's generator (no
+/// system call per request).
+pub fn new_request_id() -> HeaderValue {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random: [u8; 10] = rand::random();
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
 /// Echoes the client's `X-Request-ID` (when sane) or makes one (UUIDv7).
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let incoming = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string);
-    let id = incoming.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let value = request_id_of(req.headers());
     req.headers_mut()
         .insert(HeaderName::from_static(REQUEST_ID), value.clone());
     let mut response = next.run(req).await;
@@ -294,6 +308,7 @@ async fn render_problem(response: Response, instance: &str, request_id: &str) ->
         return response;
     }
     if let Some(PendingProblem(problem)) = response.extensions().get::<PendingProblem>().cloned() {
+        // Keep the parts: handlers may add headers beside the problem's own.
         let (mut parts, _) = response.into_parts();
         parts.extensions.remove::<PendingProblem>();
         let body = problem.to_body(instance, request_id).to_string();
@@ -343,12 +358,13 @@ async fn render_problem(response: Response, instance: &str, request_id: &str) ->
 /// then drains in-flight requests for up to the grace period, stops the
 /// workers and closes the database.
 pub async fn serve(
-    service: Service,
+    mut service: Service,
     listener: TcpListener,
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let name = service.name;
+    let custom = service.server.take();
     let app = into_service(app(&service, &options));
     let workers: Vec<_> = service
         .workers
@@ -360,17 +376,28 @@ pub async fn serve(
             tokio::spawn(worker(token).instrument(span))
         })
         .collect();
-    let token = shutdown.clone();
-    // Small responses must not wait for delayed ACKs (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(async move { token.cancelled().await });
-    let mut server = tokio::spawn(async move { server.await });
+    let server: futures::future::BoxFuture<'static, anyhow::Result<()>> = match custom {
+        Some(run) => run(crate::service::ServerArgs {
+            listener,
+            app,
+            options: options.clone(),
+            shutdown: shutdown.clone(),
+        }),
+        None => {
+            let token = shutdown.clone();
+            // Small responses must not wait for delayed ACKs (Nagle).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let server = axum::serve(
+                listener,
+                axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await });
+            Box::pin(async move { server.await.map_err(anyhow::Error::from) })
+        }
+    };
+    let mut server = tokio::spawn(server);
     let result = tokio::select! {
         r = &mut server => r,
         () = shutdown.cancelled() => {
@@ -398,7 +425,7 @@ pub async fn serve(
     }
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
+        Ok(Err(e)) => Err(e),
         Err(e) => Err(anyhow::anyhow!("server task failed: {e}")),
     }
 }

@@ -23,6 +23,23 @@ pub type ReadinessCheck = (
 /// A background task; it must return soon after its token is cancelled.
 pub type Worker = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
+/// What a service's own server receives from [`crate::http::serve`].
+pub struct ServerArgs {
+    /// The bound listener.
+    pub listener: tokio::net::TcpListener,
+    /// The service's routes behind the kit's default endpoints and
+    /// middleware, for every request the server does not answer itself.
+    pub app: crate::http::NormalizedApp,
+    /// Timeouts and the shutdown grace period.
+    pub options: HttpOptions,
+    /// Fires when the service must stop accepting and drain.
+    pub shutdown: CancellationToken,
+}
+
+/// A server in place of the kit's default (axum) one; it must stop accepting
+/// when the token fires and return within the grace period.
+pub type Server = Box<dyn FnOnce(ServerArgs) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
 /// A built service, ready for [`crate::http::serve`].
 pub struct Service {
     /// Which service this is.
@@ -40,6 +57,9 @@ pub struct Service {
     /// The service's OpenAPI document, served at `/openapi.json` (the
     /// gateway merges every service's into one).
     pub openapi: Option<utoipa::openapi::OpenApi>,
+    /// Its own server, when the default one is not enough (the gateway's
+    /// proxy fast path).
+    pub server: Option<Server>,
 }
 
 impl Service {
@@ -53,12 +73,19 @@ impl Service {
             workers: Vec::new(),
             verifier: None,
             openapi: None,
+            server: None,
         }
     }
 
     /// Publishes the service's OpenAPI document at `/openapi.json`.
     pub fn with_openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
         self.openapi = Some(doc);
+        self
+    }
+
+    /// Serves the service with `server` instead of the kit's default one.
+    pub fn with_server(mut self, server: Server) -> Self {
+        self.server = Some(server);
         self
     }
 
