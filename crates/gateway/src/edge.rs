@@ -144,7 +144,7 @@ impl Worker {
                 app: self.app,
                 cors: self.cors,
                 shutdown: self.shutdown,
-                metrics: RefCell::new(HashMap::new()),
+                metrics: RefCell::new(HashMap::default()),
             });
             let tracker = TaskTracker::new();
             loop {
@@ -171,6 +171,12 @@ impl Worker {
     }
 }
 
+type MetricHandles = HashMap<
+    (&'static str, Method, u16),
+    (metrics::Counter, metrics::Histogram),
+    foldhash::fast::RandomState,
+>;
+
 /// What one worker thread shares between its connections.
 struct Local {
     proxy: Arc<Proxy>,
@@ -180,7 +186,7 @@ struct Local {
     connections: Rc<Connections>,
     /// `http_requests_total` and `http_request_duration_seconds` handles by
     /// (route, method, status): no registry lookup per request.
-    metrics: RefCell<HashMap<(&'static str, Method, u16), (metrics::Counter, metrics::Histogram)>>,
+    metrics: RefCell<MetricHandles>,
 }
 
 async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketAddr) {

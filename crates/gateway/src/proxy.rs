@@ -295,11 +295,62 @@ fn forwarded_headers(
         let mut rng = rand::rng();
         let trace: u128 = rng.random::<u128>().max(1);
         let span: u64 = rng.random::<u64>().max(1);
-        let mut buf = [0u8; 55];
-        if write!(&mut buf[..], "00-{trace:032x}-{span:016x}-01").is_ok()
-            && let Ok(v) = HeaderValue::from_bytes(&buf)
-        {
+        // 00-<32 hex trace id>-<16 hex span id>-01
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        hex_into(&mut buf[3..35], trace);
+        hex_into(&mut buf[36..52], u128::from(span));
+        if let Ok(v) = HeaderValue::from_bytes(&buf) {
             headers.insert(TRACEPARENT, v);
         }
+    }
+}
+
+/// Writes the low `out.len()` hex digits of `value` into `out`.
+fn hex_into(out: &mut [u8], mut value: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_headers_are_set_and_hop_by_hop_ones_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        strip_hop_by_hop(&mut headers);
+        forwarded_headers(
+            &mut headers,
+            "127.0.0.1".parse().expect("ip"),
+            Some(HeaderValue::from_static("shop.example")),
+        );
+        assert!(headers.get("x-secret").is_none() && headers.get(header::TE).is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers[X_FORWARDED_HOST], "shop.example");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        let trace = headers[TRACEPARENT].to_str().expect("ascii");
+        let parts: Vec<&str> = trace.split('-').collect();
+        assert_eq!(parts.len(), 4, "{trace}");
+        assert_eq!((parts[0], parts[3]), ("00", "01"));
+        assert!(parts[1].len() == 32 && parts[2].len() == 16, "{trace}");
+        assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit()) && parts[1] != "0".repeat(32));
+    }
+
+    #[test]
+    fn hex_digits_are_lowercase_and_zero_padded() {
+        let mut buf = [0u8; 8];
+        hex_into(&mut buf, 0xab_cdef);
+        assert_eq!(&buf, b"00abcdef");
     }
 }

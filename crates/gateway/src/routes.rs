@@ -245,6 +245,11 @@ mod tests {
         assert!(is_forbidden_path("/api/v1/products/%2e%2e/internal"));
         assert!(is_forbidden_path("/api/v1/products%2F..%2Finternal"));
         assert!(is_forbidden_path("/api/v1/internal/"));
+        assert!(is_forbidden_path("/api/v1/INTERNAL/stock"));
+        assert!(is_forbidden_path("/api/v1/products/%5Cx"));
+        assert!(is_forbidden_path("/api/v1/products/..\\internal"));
+        assert!(is_forbidden_path("/api/v1/products/%2E%2E/x"));
+        assert!(!is_forbidden_path("/api/v1/products/?q=%20widget"));
         assert!(!is_forbidden_path("/api/v1/products/"));
     }
 }

@@ -45,7 +45,7 @@ enum Opening {
 
 /// One worker thread's idle upstream connections, by (pool, instance).
 pub struct Connections {
-    idle: RefCell<HashMap<(usize, usize), Vec<Sender>>>,
+    idle: RefCell<HashMap<(usize, usize), Vec<Sender>, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
 }
 
@@ -53,7 +53,7 @@ impl Connections {
     /// An empty cache; new connections get `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Rc<Self> {
         Rc::new(Self {
-            idle: RefCell::new(HashMap::new()),
+            idle: RefCell::new(HashMap::default()),
             connect_timeout,
         })
     }
