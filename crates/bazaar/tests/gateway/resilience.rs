@@ -205,3 +205,56 @@ async fn sse_streams_through_unbuffered_and_uncompressed() {
     assert!(String::from_utf8_lossy(&second).contains("data: confirmed"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    // One worker thread: its keep-alive cache serves every request.
+    let (up, gw) = single("workers = 1\nhealth_interval_ms = 60000\n").await;
+    let bearer = token("keepalive");
+    // Connections are kept per pool (orders, catalog), even on one address.
+    for path in ["/api/v1/orders/", "/api/v1/products/"] {
+        let warm = gw.get(path, Some(&bearer)).await;
+        assert_eq!(warm.status(), StatusCode::OK);
+        warm.bytes().await.expect("body");
+    }
+    let before = up.connections();
+    for i in 0..40 {
+        // JSON bodies read to the end, then a HEAD (no body at all).
+        let r = gw.get(&format!("/api/v1/orders/{i}/"), Some(&bearer)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.expect("body");
+    }
+    let head = gw
+        .http
+        .head(gw.url("/api/v1/products/"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), StatusCode::OK);
+    let after_sequential = up.connections();
+    assert_eq!(
+        after_sequential, before,
+        "sequential requests reuse the idle upstream connection"
+    );
+    // Ten at once need up to ten connections; afterwards they are idle in
+    // the cache and the next burst reuses them (a connection whose response
+    // is still being finished when the burst starts may be replaced: a
+    // little slack, nothing like ten new ones).
+    let burst = || {
+        futures::future::join_all((0..10).map(|_| async {
+            let r = gw.get("/api/v1/orders/", Some(&bearer)).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            r.bytes().await.expect("body");
+        }))
+    };
+    burst().await;
+    let after_burst = up.connections();
+    assert!(after_burst <= before + 10, "{before} -> {after_burst}");
+    burst().await;
+    let after_second = up.connections();
+    assert!(
+        after_second <= after_burst + 2,
+        "the second burst reuses them: {after_burst} -> {after_second}"
+    );
+    gw.stop().await;
+}

@@ -57,6 +57,8 @@ pub struct Shared {
     pub hits: AtomicUsize,
     /// Lets the SSE route send its second event.
     pub next_event: Notify,
+    /// TCP connections accepted.
+    pub connections: AtomicUsize,
 }
 
 /// A running upstream.
@@ -80,6 +82,11 @@ impl Upstream {
         self.shared.hits.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// Stops it (graceful: in-flight requests finish, keep-alives close).
     pub async fn kill(self) -> SocketAddr {
         self.stop.cancel();
@@ -94,6 +101,7 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         name: name.into(),
         hits: AtomicUsize::new(0),
         next_event: Notify::new(),
+        connections: AtomicUsize::new(0),
     });
     let app = Router::new()
         .route("/readyz", get(|| async { "ok" }))
@@ -107,6 +115,10 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         .await
         .expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
+    let counted = shared.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        counted.connections.fetch_add(1, Ordering::SeqCst);
+    });
     let stop = CancellationToken::new();
     let token = stop.clone();
     let task = tokio::spawn(async move {
