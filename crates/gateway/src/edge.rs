@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body as AppBody;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderName, HeaderValue, Method, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use bazaar_kit::http::{NormalizedApp, REQUEST_ID, add_security_headers, request_id_of};
 use bazaar_kit::service::{Server, ServerArgs};
 use bazaar_kit::{CancellationToken, Problem};
@@ -29,6 +29,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
+use tower_http::compression::predicate::{DefaultPredicate, Predicate as _};
 use tower_http::compression::{Compression, CompressionBody, CompressionLayer};
 use tower_http::cors::{Cors, CorsLayer};
 use tracing::Instrument as _;
@@ -197,13 +198,17 @@ async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketA
         state: state.clone(),
         peer,
     };
-    let stack = ServiceBuilder::new()
+    let compressed = ServiceBuilder::new()
         .option_layer(state.cors.clone())
         .layer(CompressionLayer::new())
+        .service(dispatch.clone());
+    let plain = ServiceBuilder::new()
+        .option_layer(state.cors.clone())
         .service(dispatch);
     let edge = Edge {
         state: state.clone(),
-        stack,
+        compressed,
+        plain,
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new());
@@ -224,18 +229,49 @@ fn is_proxied(path: &str) -> bool {
 }
 
 /// CORS (when configured) and compression around [`Dispatch`].
-type Stack = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
+type Compressed = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
+/// The same without compression, for clients that accept none.
+type Plain = tower::util::Either<Cors<Dispatch>, Dispatch>;
+
+/// What the edge answers with: compressed when the client can take it.
+type EdgeResponse = Response<http_body_util::Either<CompressionBody<EdgeBody>, EdgeBody>>;
 
 /// The outermost service: request id, span, metrics and security headers
-/// around the [`Stack`].
+/// around CORS, compression and [`Dispatch`].
 #[derive(Clone)]
 struct Edge {
     state: Rc<Local>,
-    stack: Stack,
+    compressed: Compressed,
+    plain: Plain,
+}
+
+impl Edge {
+    /// Skips the compression wrapper when the client sent no
+    /// `Accept-Encoding` (it could only pass the body through), keeping the
+    /// `Vary` header it would have set.
+    async fn respond(
+        compressed: Compressed,
+        plain: Plain,
+        req: Request<Incoming>,
+    ) -> Result<EdgeResponse, Infallible> {
+        if req.headers().contains_key(header::ACCEPT_ENCODING) {
+            return Ok(compressed
+                .oneshot(req)
+                .await?
+                .map(http_body_util::Either::Left));
+        }
+        let mut response = plain.oneshot(req).await?;
+        if DefaultPredicate::new().should_compress(&response) {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        Ok(response.map(http_body_util::Either::Right))
+    }
 }
 
 impl Service<Request<Incoming>> for Edge {
-    type Response = Response<CompressionBody<EdgeBody>>;
+    type Response = EdgeResponse;
     type Error = Infallible;
     type Future = LocalBoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -245,7 +281,8 @@ impl Service<Request<Incoming>> for Edge {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
-        let stack = self.stack.clone();
+        let compressed = self.compressed.clone();
+        let plain = self.plain.clone();
         Box::pin(async move {
             let started = Instant::now();
             let route = match req.uri().path() {
@@ -258,7 +295,7 @@ impl Service<Request<Incoming>> for Edge {
             let method = req.method().clone();
             let mut response = if route.is_empty() {
                 // The kit app observes its own requests.
-                stack.oneshot(req).await?
+                Self::respond(compressed, plain, req).await?
             } else {
                 let span = tracing::info_span!(
                     "request",
@@ -267,7 +304,9 @@ impl Service<Request<Incoming>> for Edge {
                     route,
                     request_id = ?request_id,
                 );
-                stack.oneshot(req).instrument(span).await?
+                Self::respond(compressed, plain, req)
+                    .instrument(span)
+                    .await?
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, request_id);

@@ -355,6 +355,14 @@ async fn json_is_gzip_compressed_when_asked() {
         .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    // Without Accept-Encoding: identity, and caches still told it varies.
+    let r = gw.get("/api/v1/products/", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    let body: serde_json::Value = r.json().await.expect("plain JSON");
+    assert_eq!(body["upstream"], "all");
     gw.stop().await;
 }
 
