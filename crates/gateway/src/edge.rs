@@ -29,7 +29,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceBuilder, ServiceExt as _};
-use tower_http::compression::predicate::{DefaultPredicate, Predicate as _};
 use tower_http::compression::{Compression, CompressionBody, CompressionLayer};
 use tower_http::cors::{Cors, CorsLayer};
 use tracing::Instrument as _;
@@ -207,8 +206,7 @@ async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketA
         .service(dispatch);
     let edge = Edge {
         state: state.clone(),
-        compressed,
-        plain,
+        stacks: Rc::new(Stacks { compressed, plain }),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new());
@@ -236,38 +234,60 @@ type Plain = tower::util::Either<Cors<Dispatch>, Dispatch>;
 /// What the edge answers with: compressed when the client can take it.
 type EdgeResponse = Response<http_body_util::Either<CompressionBody<EdgeBody>, EdgeBody>>;
 
+/// One connection's services below the edge (cloned per request is the
+/// one a request takes, not the edge: hyper clones the edge each time).
+struct Stacks {
+    compressed: Compressed,
+    plain: Plain,
+}
+
 /// The outermost service: request id, span, metrics and security headers
 /// around CORS, compression and [`Dispatch`].
 #[derive(Clone)]
 struct Edge {
     state: Rc<Local>,
-    compressed: Compressed,
-    plain: Plain,
+    stacks: Rc<Stacks>,
 }
 
 impl Edge {
     /// Skips the compression wrapper when the client sent no
     /// `Accept-Encoding` (it could only pass the body through), keeping the
-    /// `Vary` header it would have set.
-    async fn respond(
-        compressed: Compressed,
-        plain: Plain,
+    /// `Vary` header it would have set on a compressible response.
+    fn respond(
+        stacks: &Stacks,
         req: Request<Incoming>,
-    ) -> Result<EdgeResponse, Infallible> {
+    ) -> LocalBoxFuture<'static, Result<EdgeResponse, Infallible>> {
+        // Boxed once here: the layers' futures are large, and moving them
+        // through the span and the edge's own future would copy them.
         if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            return Ok(compressed
-                .oneshot(req)
-                .await?
-                .map(http_body_util::Either::Left));
+            let call = stacks.compressed.clone().oneshot(req);
+            return Box::pin(async move { Ok(call.await?.map(http_body_util::Either::Left)) });
         }
-        let mut response = plain.oneshot(req).await?;
-        if DefaultPredicate::new().should_compress(&response) {
-            response
-                .headers_mut()
-                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-        }
-        Ok(response.map(http_body_util::Either::Right))
+        let call = stacks.plain.clone().oneshot(req);
+        Box::pin(async move {
+            let mut response = call.await?;
+            if may_be_compressed(&response) {
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+            }
+            Ok(response.map(http_body_util::Either::Right))
+        })
     }
+}
+
+/// Whether the compression layer could have encoded `response` for a
+/// client that asked (so caches must know it varies): not already encoded,
+/// not an event stream or an image.
+fn may_be_compressed<B>(response: &Response<B>) -> bool {
+    let headers = response.headers();
+    if headers.contains_key(header::CONTENT_ENCODING) {
+        return false;
+    }
+    headers.get(header::CONTENT_TYPE).is_none_or(|t| {
+        let t = t.as_bytes();
+        !(t.starts_with(b"text/event-stream") || t.starts_with(b"image/"))
+    })
 }
 
 impl Service<Request<Incoming>> for Edge {
@@ -281,8 +301,7 @@ impl Service<Request<Incoming>> for Edge {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
-        let compressed = self.compressed.clone();
-        let plain = self.plain.clone();
+        let stacks = self.stacks.clone();
         Box::pin(async move {
             let started = Instant::now();
             let route = match req.uri().path() {
@@ -295,7 +314,7 @@ impl Service<Request<Incoming>> for Edge {
             let method = req.method().clone();
             let mut response = if route.is_empty() {
                 // The kit app observes its own requests.
-                Self::respond(compressed, plain, req).await?
+                Self::respond(&stacks, req).await?
             } else {
                 let span = tracing::info_span!(
                     "request",
@@ -304,9 +323,7 @@ impl Service<Request<Incoming>> for Edge {
                     route,
                     request_id = ?request_id,
                 );
-                Self::respond(compressed, plain, req)
-                    .instrument(span)
-                    .await?
+                Self::respond(&stacks, req).instrument(span).await?
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, request_id);

@@ -54,16 +54,21 @@ impl Guard {
                 Group::Auth => self.settings.auth_limit,
                 Group::Api => self.settings.ip_limit,
             };
-            self.limit(&format!("{}:ip:{ip}", group.as_str()), limit)
-                .await?;
+            let mut key = String::with_capacity(24);
+            key.push_str(group.as_str());
+            key.push_str(":ip:");
+            crate::proxy::push_ip(&mut key, ip);
+            self.limit(&key, limit).await?;
         }
         if is_public(method, path) {
             return Ok(());
         }
         let subject = self.authenticate(headers).await?;
         if self.settings.rate_limit {
-            self.limit(&format!("user:{subject}"), self.settings.user_limit)
-                .await?;
+            let mut key = String::with_capacity(5 + subject.len());
+            key.push_str("user:");
+            key.push_str(&subject);
+            self.limit(&key, self.settings.user_limit).await?;
         }
         Ok(())
     }

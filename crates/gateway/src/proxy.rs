@@ -242,6 +242,11 @@ fn has_no_body(headers: &HeaderMap) -> bool {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the (few) names instead of a lookup per hop-by-hop
+    // header: most messages carry none of them.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -262,19 +267,17 @@ fn forwarded_headers(
     client_ip: std::net::IpAddr,
     host: Option<HeaderValue>,
 ) {
-    use std::io::Write as _;
-    let mut buf = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
     let value = match headers.get(X_FORWARDED_FOR) {
         Some(prior) => {
-            let mut joined = prior.as_bytes().to_vec();
-            joined.extend_from_slice(format!(", {client_ip}").as_bytes());
-            HeaderValue::from_bytes(&joined)
+            let mut joined = String::from_utf8_lossy(prior.as_bytes()).into_owned();
+            joined.push_str(", ");
+            push_ip(&mut joined, client_ip);
+            HeaderValue::from_str(&joined)
         }
         None => {
-            let _ = write!(cursor, "{client_ip}");
-            let len = usize::try_from(cursor.position()).unwrap_or(0);
-            HeaderValue::from_bytes(&buf[..len])
+            let mut text = String::with_capacity(15);
+            push_ip(&mut text, client_ip);
+            HeaderValue::from_str(&text)
         }
     };
     if let Ok(v) = value {
@@ -302,6 +305,27 @@ fn forwarded_headers(
         if let Ok(v) = HeaderValue::from_bytes(&buf) {
             headers.insert(TRACEPARENT, v);
         }
+    }
+}
+
+/// Appends `ip` in its usual text form (IPv4 without the formatter).
+pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
     }
 }
 
@@ -345,6 +369,23 @@ mod tests {
         assert_eq!((parts[0], parts[3]), ("00", "01"));
         assert!(parts[1].len() == 32 && parts[2].len() == 16, "{trace}");
         assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit()) && parts[1] != "0".repeat(32));
+    }
+
+    #[test]
+    fn client_addresses_are_written_like_display() {
+        for ip in [
+            "127.0.0.1",
+            "10.20.0.255",
+            "0.0.0.0",
+            "192.168.100.9",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let parsed: std::net::IpAddr = ip.parse().expect("ip");
+            let mut out = String::new();
+            push_ip(&mut out, parsed);
+            assert_eq!(out, parsed.to_string());
+        }
     }
 
     #[test]

@@ -180,9 +180,9 @@ pub fn is_forbidden_path(raw: &str) -> bool {
     });
     encoded_trick
         || bytes.contains(&b'\\')
-        || raw
-            .split('/')
-            .any(|seg| seg == ".." || seg == "." || seg.eq_ignore_ascii_case("internal"))
+        || bytes
+            .split(|b| *b == b'/')
+            .any(|seg| seg == b".." || seg == b"." || seg.eq_ignore_ascii_case(b"internal"))
 }
 
 #[cfg(test)]

@@ -77,7 +77,8 @@ impl Connections {
             let mut sender = match idle {
                 Some(sender) if sender.is_closed() => continue,
                 Some(sender) => sender,
-                None => match self.connect(instance).await {
+                // Boxed: the connect path is cold and its future large.
+                None => match Box::pin(self.connect(instance)).await {
                     Ok(sender) => sender,
                     Err(Opening::Refused(e)) => return Err(SendError::Connect(e, request)),
                     Err(Opening::Failed(e)) => return Err(SendError::Other(e)),
