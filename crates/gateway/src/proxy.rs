@@ -100,6 +100,10 @@ impl Proxy {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > BODY_LIMIT as u64);
         if too_large {
+            // Read the body away while the 413 goes out (nginx's lingering
+            // close): closing with unread data would reset the connection
+            // and the client, still sending, would never see the answer.
+            tokio::task::spawn_local(discard(req.into_body()));
             return Err(too_large_problem());
         }
         let pool = &self.pools[idx];
@@ -203,6 +207,25 @@ impl Proxy {
             }
         }
     }
+}
+
+/// Bytes and time a refused body may take to be read away before the
+/// connection is closed on it.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
+const DISCARD_TIME: Duration = Duration::from_secs(5);
+
+async fn discard(mut body: Incoming) {
+    use http_body_util::BodyExt as _;
+    let _ = tokio::time::timeout(DISCARD_TIME, async move {
+        let mut read = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, bytes::Bytes::len);
+            if read > DISCARD_LIMIT {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn too_large_problem() -> Problem {

@@ -288,7 +288,23 @@ async fn oversized_bodies_are_refused_with_413() {
         let r = req.send().await.expect("post");
         assert_problem(r, StatusCode::PAYLOAD_TOO_LARGE).await;
     }
+    // A client still sending a large body gets the 413, not a reset
+    // connection: the gateway reads the refused body away (lingering close).
+    let huge = vec![b'a'; 8 * 1024 * 1024];
+    for _ in 0..5 {
+        let r = gw
+            .http
+            .post(gw.url("/api/v1/auth/register/"))
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .expect("the 413 arrives while the body is still being sent");
+        assert_problem(r, StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
     assert_eq!(up.hits(), 0);
+    let after = gw.get("/api/v1/products/", None).await;
+    assert_eq!(after.status(), StatusCode::OK);
     gw.stop().await;
 }
 
