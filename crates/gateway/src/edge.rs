@@ -221,9 +221,15 @@ async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketA
     }
 }
 
-/// Whether a path is proxied (everything else is the kit app's).
-fn is_proxied(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/.well-known/")
+/// The metrics route of a proxied path; `None` for the kit app's paths.
+fn proxied_route(path: &str) -> Option<&'static str> {
+    if path.starts_with("/api/") {
+        Some("/api/{*rest}")
+    } else if path.starts_with("/.well-known/") {
+        Some("/.well-known/{*rest}")
+    } else {
+        None
+    }
 }
 
 /// CORS (when configured) and compression around [`Dispatch`].
@@ -304,18 +310,11 @@ impl Service<Request<Incoming>> for Edge {
         let stacks = self.stacks.clone();
         Box::pin(async move {
             let started = Instant::now();
-            let route = match req.uri().path() {
-                p if p.starts_with("/api/") => "/api/{*rest}",
-                p if p.starts_with("/.well-known/") => "/.well-known/{*rest}",
-                _ => "",
-            };
+            let route = proxied_route(req.uri().path());
             let request_id = request_id_of(req.headers());
             req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             let method = req.method().clone();
-            let mut response = if route.is_empty() {
-                // The kit app observes its own requests.
-                Self::respond(&stacks, req).await?
-            } else {
+            let mut response = if let Some(route) = route {
                 let span = tracing::info_span!(
                     "request",
                     service = "gateway",
@@ -324,11 +323,14 @@ impl Service<Request<Incoming>> for Edge {
                     request_id = ?request_id,
                 );
                 Self::respond(&stacks, req).instrument(span).await?
+            } else {
+                // The kit app observes its own requests.
+                Self::respond(&stacks, req).await?
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, request_id);
             add_security_headers(headers);
-            if !route.is_empty() {
+            if let Some(route) = route {
                 state.record(route, method, response.status().as_u16(), started);
             }
             Ok(response)
@@ -380,7 +382,7 @@ impl Service<Request<Incoming>> for Dispatch {
         let state = self.state.clone();
         let peer = self.peer;
         Box::pin(async move {
-            if !is_proxied(req.uri().path()) {
+            if proxied_route(req.uri().path()).is_none() {
                 let mut req = req.map(AppBody::new);
                 req.extensions_mut().insert(ConnectInfo(peer));
                 let response = state.app.clone().oneshot(req).await?;
