@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderMap, Method, header};
+use axum::http::Method;
 use bazaar_kit::Problem;
 use bazaar_kit::auth::{API_AUDIENCE, AuthError, Verifier};
 
@@ -39,11 +39,12 @@ impl Guard {
     }
 
     /// Admits a request or returns the problem to answer with.
+    /// `authorization` is the request's `Authorization` header, if any.
     pub async fn admit(
         &self,
         method: &Method,
         path: &str,
-        headers: &HeaderMap,
+        authorization: Option<&[u8]>,
         client_ip: Option<IpAddr>,
     ) -> Result<(), Problem> {
         let group = Group::of(path);
@@ -63,7 +64,7 @@ impl Guard {
         if is_public(method, path) {
             return Ok(());
         }
-        let subject = self.authenticate(headers).await?;
+        let subject = self.authenticate(authorization).await?;
         if self.settings.rate_limit {
             let mut key = String::with_capacity(5 + subject.len());
             key.push_str("user:");
@@ -81,11 +82,10 @@ impl Guard {
     }
 
     /// The subject of a valid access token, or a 401 problem.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<str>, Problem> {
+    async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<str>, Problem> {
         let refused = || Problem::unauthorized("Given token not valid for any token type");
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let token = authorization
+            .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())

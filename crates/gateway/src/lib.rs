@@ -12,8 +12,10 @@ mod health;
 mod limit;
 mod pool;
 mod proxy;
+mod relay;
 mod routes;
 mod upstream;
+mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -60,7 +60,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Attempts per request when connections fail (idempotent, bodiless only).
-const MAX_ATTEMPTS: usize = 3;
+pub const MAX_ATTEMPTS: usize = 3;
 
 /// A client with nodelay, a connect timeout and a large keep-alive pool.
 pub fn client(connect_timeout: Duration) -> HttpClient {
@@ -73,13 +73,94 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
         .build(connector)
 }
 
-enum Failure {
+/// How an exchange with an upstream failed.
+pub enum Failure {
+    /// No instance could be reached (nothing was sent).
     Connect,
+    /// The exchange broke after the request may have been sent.
     Other(String),
+    /// No response head in time.
     Timeout,
+    /// The client's body went over the limit while streaming.
+    TooLarge,
 }
 
 impl Proxy {
+    /// The pool that owns `path`; 404 for `/internal/`, traversal tricks
+    /// and unknown prefixes.
+    pub fn route(&self, path: &str) -> Result<usize, Problem> {
+        if is_forbidden_path(path) {
+            return Err(Problem::not_found());
+        }
+        self.table.route(path).ok_or_else(Problem::not_found)
+    }
+
+    /// Edge checks (rate limits, token pre-verification), then pool `idx`'s
+    /// circuit breaker.
+    pub async fn admit(
+        &self,
+        idx: usize,
+        method: &Method,
+        path: &str,
+        authorization: Option<&[u8]>,
+        client_ip: std::net::IpAddr,
+    ) -> Result<Admission, Problem> {
+        self.guard
+            .admit(method, path, authorization, Some(client_ip))
+            .await?;
+        let pool = &self.pools[idx];
+        pool.breaker.admit().map_err(|wait| {
+            metrics::counter!("gateway_upstream_errors_total", "upstream" => pool.name.clone(), "kind" => "circuit_open")
+                .increment(1);
+            Problem::unavailable(format!(
+                "The {} service is unavailable (circuit open); try again shortly.",
+                pool.name
+            ))
+            .with_retry_after(wait.as_secs() + 1)
+        })
+    }
+
+    /// Records an admitted exchange's outcome (breaker, latency); `ok`
+    /// unless the upstream was at fault.
+    pub fn record(&self, idx: usize, admission: Admission, started: Instant, ok: bool) {
+        let pool = &self.pools[idx];
+        pool.latency.record(started.elapsed().as_secs_f64());
+        pool.breaker.record(ok);
+        if admission == Admission::Probe {
+            tracing::info!(upstream = %pool.name, ok, "half-open probe");
+        }
+    }
+
+    /// Counts a failed exchange with pool `idx` and names the problem to
+    /// answer it with.
+    pub fn failed(&self, idx: usize, failure: Failure) -> Problem {
+        let name = &self.pools[idx].name;
+        let kind = match &failure {
+            Failure::Connect => "connect",
+            Failure::Other(_) => "unavailable",
+            Failure::Timeout => "timeout",
+            Failure::TooLarge => return too_large_problem(),
+        };
+        metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => kind)
+            .increment(1);
+        match failure {
+            Failure::Timeout => {
+                Problem::gateway_timeout(format!("The {name} service did not answer in time."))
+            }
+            Failure::Other(e) => {
+                tracing::warn!(upstream = %name, error = %e, "upstream failed");
+                Problem::unavailable(format!(
+                    "The {name} service is unavailable; try again shortly."
+                ))
+                .with_retry_after(1)
+            }
+            Failure::Connect | Failure::TooLarge => Problem::unavailable(format!(
+                "The {name} service is unavailable; try again shortly."
+            ))
+            .with_retry_after(1),
+        }
+    }
+
     /// Forwards one request, streaming both bodies, or says which problem
     /// to answer with.
     pub async fn forward(
@@ -89,10 +170,7 @@ impl Proxy {
         connections: &Rc<Connections>,
     ) -> Result<Response<Pooled>, Problem> {
         let raw_path = req.uri().path();
-        if is_forbidden_path(raw_path) {
-            return Err(Problem::not_found());
-        }
-        let idx = self.table.route(raw_path).ok_or_else(Problem::not_found)?;
+        let idx = self.route(raw_path)?;
         let too_large = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -106,20 +184,18 @@ impl Proxy {
             tokio::task::spawn_local(discard(req.into_body()));
             return Err(too_large_problem());
         }
-        let pool = &self.pools[idx];
         let client_ip = peer.ip();
-        self.guard
-            .admit(req.method(), raw_path, req.headers(), Some(client_ip))
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        let admission = self
+            .admit(
+                idx,
+                req.method(),
+                raw_path,
+                authorization.map(HeaderValue::as_bytes),
+                client_ip,
+            )
             .await?;
-        let admission = pool.breaker.admit().map_err(|wait| {
-            metrics::counter!("gateway_upstream_errors_total", "upstream" => pool.name.clone(), "kind" => "circuit_open")
-                .increment(1);
-            Problem::unavailable(format!(
-                "The {} service is unavailable (circuit open); try again shortly.",
-                pool.name
-            ))
-            .with_retry_after(wait.as_secs() + 1)
-        })?;
+        let pool = &self.pools[idx];
         let (mut parts, body) = req.into_parts();
         let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
@@ -159,53 +235,22 @@ impl Proxy {
                     // Nothing was sent: the same request goes to another instance.
                     request = Some(unsent);
                 }
-                Ok(Err(SendError::Other(e))) => break Err(Failure::Other(error_chain(&e))),
+                Ok(Err(SendError::Other(e))) => {
+                    let e = error_chain(&e);
+                    break Err(if e.contains("length limit exceeded") {
+                        Failure::TooLarge
+                    } else {
+                        Failure::Other(e)
+                    });
+                }
                 Err(_) => break Err(Failure::Timeout),
             }
         };
-        let name = &pool.name;
-        pool.latency.record(started.elapsed().as_secs_f64());
-        let upstream_fault = match &outcome {
-            Ok(_) => false,
-            Err(Failure::Other(e)) => !e.contains("length limit exceeded"),
-            Err(_) => true,
-        };
-        pool.breaker.record(!upstream_fault);
-        if admission == Admission::Probe {
-            tracing::info!(upstream = %name, ok = outcome.is_ok(), "half-open probe");
-        }
-        match outcome {
-            Ok(mut response) => {
-                strip_hop_by_hop(response.headers_mut());
-                Ok(response)
-            }
-            Err(failure) => {
-                let kind = match &failure {
-                    Failure::Connect => "connect",
-                    Failure::Other(_) => "unavailable",
-                    Failure::Timeout => "timeout",
-                };
-                metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => kind)
-                    .increment(1);
-                Err(match failure {
-                    Failure::Timeout => Problem::gateway_timeout(format!(
-                        "The {name} service did not answer in time."
-                    )),
-                    Failure::Other(e) if e.contains("length limit exceeded") => too_large_problem(),
-                    Failure::Other(e) => {
-                        tracing::warn!(upstream = %name, error = %e, "upstream failed");
-                        Problem::unavailable(format!(
-                            "The {name} service is unavailable; try again shortly."
-                        ))
-                        .with_retry_after(1)
-                    }
-                    Failure::Connect => Problem::unavailable(format!(
-                        "The {name} service is unavailable; try again shortly."
-                    ))
-                    .with_retry_after(1),
-                })
-            }
-        }
+        let upstream_ok = matches!(outcome, Ok(_) | Err(Failure::TooLarge));
+        self.record(idx, admission, started, upstream_ok);
+        let mut response = outcome.map_err(|failure| self.failed(idx, failure))?;
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 }
 
@@ -228,7 +273,7 @@ async fn discard(mut body: Incoming) {
     .await;
 }
 
-fn too_large_problem() -> Problem {
+pub fn too_large_problem() -> Problem {
     Problem::new(
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
         "Request body exceeds the 1 MiB limit.",
@@ -246,7 +291,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn is_idempotent(method: &Method) -> bool {
+pub fn is_idempotent(method: &Method) -> bool {
     [
         Method::GET,
         Method::HEAD,
@@ -314,21 +359,25 @@ fn forwarded_headers(
     {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    if !headers.contains_key(TRACEPARENT) {
-        // Start the trace here so every hop shares one trace id (a
-        // thread-local generator: no syscall per request).
-        use rand::Rng as _;
-        let mut rng = rand::rng();
-        let trace: u128 = rng.random::<u128>().max(1);
-        let span: u64 = rng.random::<u64>().max(1);
-        // 00-<32 hex trace id>-<16 hex span id>-01
-        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-        hex_into(&mut buf[3..35], trace);
-        hex_into(&mut buf[36..52], u128::from(span));
-        if let Ok(v) = HeaderValue::from_bytes(&buf) {
-            headers.insert(TRACEPARENT, v);
-        }
+    if !headers.contains_key(TRACEPARENT)
+        && let Ok(v) = HeaderValue::from_bytes(&new_traceparent())
+    {
+        headers.insert(TRACEPARENT, v);
     }
+}
+
+/// A W3C `traceparent` starting a new trace here, so every hop shares one
+/// trace id (a thread-local generator: no syscall per request).
+pub fn new_traceparent() -> [u8; 55] {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let trace: u128 = rng.random::<u128>().max(1);
+    let span: u64 = rng.random::<u64>().max(1);
+    // 00-<32 hex trace id>-<16 hex span id>-01
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    hex_into(&mut buf[3..35], trace);
+    hex_into(&mut buf[36..52], u128::from(span));
+    buf
 }
 
 /// Appends `ip` in its usual text form (IPv4 without the formatter).

@@ -18,6 +18,7 @@ use http_body_util::Limited;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::pool::Instance;
 
@@ -110,7 +111,7 @@ impl Connections {
     async fn connect(&self, instance: &Instance) -> Result<Sender, Opening> {
         let tcp = tokio::time::timeout(
             self.connect_timeout,
-            tokio::net::TcpStream::connect(instance.addr.as_str()),
+            TcpStream::connect(instance.addr.as_str()),
         )
         .await
         .map_err(|_| Opening::Refused("connect timed out".into()))?
@@ -188,6 +189,58 @@ impl Drop for Pooled {
         // The server stops polling once `is_end_stream` says so.
         if self.body.is_end_stream() {
             self.release();
+        }
+    }
+}
+
+/// One worker thread's idle upstream TCP connections for the fast path
+/// ([`crate::relay`]), by (pool, instance): plain sockets, since the fast
+/// path reads and writes HTTP/1.1 itself.
+pub struct Streams {
+    idle: RefCell<HashMap<(usize, usize), Vec<TcpStream>, foldhash::fast::RandomState>>,
+    connect_timeout: Duration,
+}
+
+impl Streams {
+    /// An empty cache; new connections get `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self {
+            idle: RefCell::new(HashMap::default()),
+            connect_timeout,
+        }
+    }
+
+    /// An idle connection to instance `key`, skipping ones the upstream
+    /// closed meanwhile (an idle connection that turns readable has been
+    /// closed or sent something unasked; either way it is not reused).
+    pub fn take(&self, key: (usize, usize)) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&key)?;
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Some(stream) = list.pop() {
+            if stream.poll_read_ready(&mut cx).is_pending() {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    /// Opens a connection to `instance` within the connect timeout.
+    pub async fn connect(&self, instance: &Instance) -> Result<TcpStream, String> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(instance.addr.as_str()))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Keeps a connection whose last response ended cleanly.
+    pub fn put(&self, key: (usize, usize), stream: TcpStream) {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(key).or_default();
+        if list.len() < MAX_IDLE {
+            list.push(stream);
         }
     }
 }

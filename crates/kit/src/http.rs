@@ -202,13 +202,15 @@ fn normalize_path(mut req: Request) -> Request {
 /// at most 200 bytes), else a new one.
 pub fn request_id_of(headers: &axum::http::HeaderMap) -> HeaderValue {
     match headers.get(REQUEST_ID) {
-        Some(v)
-            if !v.is_empty() && v.len() <= 200 && v.as_bytes().iter().all(u8::is_ascii_graphic) =>
-        {
-            v.clone()
-        }
+        Some(v) if is_sane_request_id(v.as_bytes()) => v.clone(),
         _ => new_request_id(),
     }
+}
+
+/// Whether a client's `X-Request-ID` is echoed: 1–200 visible ASCII
+/// characters.
+pub fn is_sane_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 200 && value.iter().all(u8::is_ascii_graphic)
 }
 
 /// A new request id: a UUIDv7 from the clock and the thread's generator (no
