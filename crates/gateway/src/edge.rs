@@ -37,6 +37,7 @@ use tracing::Instrument as _;
 
 use crate::proxy::Proxy;
 use crate::upstream::{Connections, Pooled, Streams};
+use crate::watch::Watch;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
 
@@ -147,6 +148,7 @@ impl Worker {
             let state = Rc::new(Local {
                 connections: Connections::new(self.proxy.connect_timeout),
                 streams: Streams::new(self.proxy.connect_timeout),
+                watch: Rc::new(Watch::default()),
                 cors_headers,
                 proxy: self.proxy,
                 app: self.app,
@@ -154,6 +156,7 @@ impl Worker {
                 shutdown: self.shutdown,
                 metrics: RefCell::new(HashMap::default()),
             });
+            tokio::task::spawn_local(state.watch.clone().run());
             let tracker = TaskTracker::new();
             loop {
                 tokio::select! {
@@ -166,6 +169,7 @@ impl Worker {
                     }
                 }
             }
+            state.watch.drain();
             tracker.close();
             let drained = async {
                 shutdown.cancelled().await;
@@ -196,6 +200,8 @@ pub(crate) struct Local {
     connections: Rc<Connections>,
     /// The fast path's idle upstream connections.
     pub(crate) streams: Streams,
+    /// The fast path's deadlines and drain signal.
+    pub(crate) watch: Rc<Watch>,
     /// `http_requests_total` and `http_request_duration_seconds` handles by
     /// (route, method, status): no registry lookup per request.
     metrics: RefCell<MetricHandles>,
@@ -377,7 +383,13 @@ impl Service<Request<Incoming>> for Edge {
 }
 
 impl Local {
-    pub(crate) fn record(&self, route: &'static str, method: Method, status: u16, started: Instant) {
+    pub(crate) fn record(
+        &self,
+        route: &'static str,
+        method: Method,
+        status: u16,
+        started: Instant,
+    ) {
         let elapsed = started.elapsed().as_secs_f64();
         let mut cache = self.metrics.borrow_mut();
         let (counter, histogram) =

@@ -15,6 +15,7 @@ mod proxy;
 mod relay;
 mod routes;
 mod upstream;
+mod watch;
 mod wire;
 
 use std::sync::Arc;

@@ -22,6 +22,7 @@ use tracing::Instrument as _;
 
 use crate::edge::{Local, proxied_route};
 use crate::proxy::{Failure, MAX_ATTEMPTS, is_idempotent};
+use crate::watch::Slot;
 use crate::wire::{self, Framing, MAX_HEAD, MAX_HEADERS};
 
 /// Time a client gets to send a whole head once it started one.
@@ -43,18 +44,25 @@ pub struct Handoff {
 /// Serves a client connection until it closes, or hands it over.
 pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) -> Option<Handoff> {
     let mut conn = Conn {
-        state,
         peer,
         buf: Vec::with_capacity(8 * 1024),
         out: Vec::with_capacity(4 * 1024),
         rbuf: Vec::with_capacity(16 * 1024),
         pending: Vec::new(),
+        chunk: Vec::new(),
+        slot: state.watch.slot(),
+        state,
     };
     loop {
         match conn.read_request(&mut client).await {
             Read::Ready => {}
             Read::Closed => return None,
-            Read::General => return Some(Handoff { client, read: conn.buf }),
+            Read::General => {
+                return Some(Handoff {
+                    client,
+                    read: conn.buf,
+                });
+            }
         }
         match conn.serve_one(&mut client).await {
             Next::KeepAlive => {}
@@ -62,7 +70,12 @@ pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) ->
                 let _ = client.shutdown().await;
                 return None;
             }
-            Next::General => return Some(Handoff { client, read: conn.buf }),
+            Next::General => {
+                return Some(Handoff {
+                    client,
+                    read: conn.buf,
+                });
+            }
         }
     }
 }
@@ -92,6 +105,10 @@ struct Conn {
     rbuf: Vec<u8>,
     /// Client bytes that arrived while a response streamed.
     pending: Vec<u8>,
+    /// Room for a streamed body's reads (allocated at the first).
+    chunk: Vec<u8>,
+    /// This connection's deadline.
+    slot: Rc<Slot>,
 }
 
 /// Where the head in `buf` ends (after its blank line), if it is complete.
@@ -119,30 +136,38 @@ impl Conn {
     /// Reads until `buf` holds a whole request the fast path takes.
     async fn read_request(&mut self, client: &mut TcpStream) -> Read {
         self.buf.append(&mut self.pending);
-        let mut started: Option<Instant> = None;
+        let watch = &self.state.watch;
+        let mut head_armed = !self.buf.is_empty();
+        if head_armed {
+            self.slot.arm(HEAD_TIMEOUT, false);
+        } else if watch.draining() {
+            return Read::Closed;
+        } else {
+            self.slot.arm(IDLE_TIMEOUT, true);
+        }
         let head_len = loop {
             if let Some(end) = head_end(&self.buf) {
                 break end;
             }
             if self.buf.len() > MAX_HEAD {
+                self.slot.disarm();
                 return Read::General;
             }
-            let wait = match started {
-                Some(at) => HEAD_TIMEOUT.saturating_sub(at.elapsed()),
-                None if self.buf.is_empty() => IDLE_TIMEOUT,
-                None => HEAD_TIMEOUT,
-            };
-            started.get_or_insert_with(Instant::now);
-            let shutdown = self.state.shutdown.clone();
+            if !head_armed && !self.buf.is_empty() {
+                self.slot.arm(HEAD_TIMEOUT, false);
+                head_armed = true;
+            }
             let read = tokio::select! {
-                read = tokio::time::timeout(wait, read_more(client, &mut self.buf)) => read,
-                () = shutdown.cancelled(), if self.buf.is_empty() => return Read::Closed,
+                biased;
+                read = read_more(client, &mut self.buf) => read,
+                () = self.slot.expired() => return Read::Closed,
             };
             match read {
-                Ok(Ok(n)) if n > 0 => {}
+                Ok(n) if n > 0 => {}
                 _ => return Read::Closed,
             }
         };
+        self.slot.disarm();
         let content_length = {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut req = httparse::Request::new(&mut headers);
@@ -155,7 +180,8 @@ impl Conn {
             };
             let target = req.path.unwrap_or_default();
             let path = target.split('?').next().unwrap_or_default();
-            let cors = self.state.cors.is_some() && (facts.has_origin || req.method == Some("OPTIONS"));
+            let cors =
+                self.state.cors.is_some() && (facts.has_origin || req.method == Some("OPTIONS"));
             if proxied_route(path).is_none() || cors {
                 return Read::General;
             }
@@ -164,12 +190,21 @@ impl Conn {
         // Small bodies are read whole before forwarding (nginx's request
         // buffering): a refusal then never leaves unread bytes behind.
         let want = head_len + content_length;
-        while self.buf.len() < want {
-            self.buf.reserve(want - self.buf.len());
-            match tokio::time::timeout(HEAD_TIMEOUT, read_more(client, &mut self.buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return Read::Closed,
+        if self.buf.len() < want {
+            self.slot.arm(HEAD_TIMEOUT, false);
+            while self.buf.len() < want {
+                self.buf.reserve(want - self.buf.len());
+                let read = tokio::select! {
+                    biased;
+                    read = read_more(client, &mut self.buf) => read,
+                    () = self.slot.expired() => return Read::Closed,
+                };
+                match read {
+                    Ok(n) if n > 0 => {}
+                    _ => return Read::Closed,
+                }
             }
+            self.slot.disarm();
         }
         Read::Ready
     }
@@ -217,7 +252,7 @@ impl Conn {
             .find(|h| wire::is(h.name, "x-request-id") && is_sane_request_id(h.value))
             .and_then(|h| HeaderValue::from_bytes(h.value).ok())
             .unwrap_or_else(new_request_id);
-        let close = facts.close || self.state.shutdown.is_cancelled();
+        let close = facts.close || self.state.watch.draining();
         let ask = Ask {
             headers: &*req.headers,
             method: &method,
@@ -277,8 +312,15 @@ impl Conn {
             Err(problem) => return self.problem(client, ask, &problem).await,
         };
         let started = Instant::now();
-        let sent = tokio::time::timeout(proxy.timeout, self.send(idx, ask)).await;
-        let outcome = sent.unwrap_or(Err(Failure::Timeout));
+        // The slot is this connection's: cloned so `send` may borrow `self`.
+        let slot = self.slot.clone();
+        slot.arm(proxy.timeout, false);
+        let outcome = tokio::select! {
+            biased;
+            sent = self.send(idx, ask) => sent,
+            () = slot.expired() => Err(Failure::Timeout),
+        };
+        slot.disarm();
         proxy.record(idx, admission, started, outcome.is_ok());
         match outcome {
             Ok((upstream, instance, head_len)) => {
@@ -297,7 +339,11 @@ impl Conn {
     /// head's length. Bodiless idempotent requests are retried on another
     /// instance when a connection cannot be opened, and on a new connection
     /// when a reused one turns out closed.
-    async fn send(&mut self, idx: usize, ask: &Ask<'_>) -> Result<(TcpStream, usize, usize), Failure> {
+    async fn send(
+        &mut self,
+        idx: usize,
+        ask: &Ask<'_>,
+    ) -> Result<(TcpStream, usize, usize), Failure> {
         let state = self.state.clone();
         let pool = &state.proxy.pools[idx];
         let retryable = is_idempotent(ask.method) && ask.body.is_empty();
@@ -312,7 +358,12 @@ impl Conn {
             let instance = &pool.instances[i];
             let _in_flight = pool.start(i);
             self.out.clear();
-            write_request_head(&mut self.out, ask, instance.authority.as_bytes(), self.peer.ip());
+            write_request_head(
+                &mut self.out,
+                ask,
+                instance.authority.as_bytes(),
+                self.peer.ip(),
+            );
             self.out.extend_from_slice(ask.body);
             let mut reused = state.streams.take((idx, i));
             loop {
@@ -348,13 +399,15 @@ impl Conn {
     async fn exchange_head(&mut self, stream: &mut TcpStream) -> Result<usize, Empty> {
         self.rbuf.clear();
         if let Err(e) = stream.write_all(&self.out).await {
-            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe
-                || e.kind() == std::io::ErrorKind::ConnectionReset
-            {
-                Empty::Nothing
-            } else {
-                Empty::Broken(e.to_string())
-            });
+            return Err(
+                if e.kind() == std::io::ErrorKind::BrokenPipe
+                    || e.kind() == std::io::ErrorKind::ConnectionReset
+                {
+                    Empty::Nothing
+                } else {
+                    Empty::Broken(e.to_string())
+                },
+            );
         }
         loop {
             if let Some(end) = head_end(&self.rbuf) {
@@ -414,7 +467,12 @@ fn informational(head: &[u8]) -> bool {
 
 /// The upstream request head: the client's header bytes as they came, less
 /// `Host`, hop-by-hop headers and the edge's own, which are set here.
-fn write_request_head(out: &mut Vec<u8>, ask: &Ask<'_>, authority: &[u8], client_ip: std::net::IpAddr) {
+fn write_request_head(
+    out: &mut Vec<u8>,
+    ask: &Ask<'_>,
+    authority: &[u8],
+    client_ip: std::net::IpAddr,
+) {
     let headers = ask.headers;
     out.extend_from_slice(ask.method.as_str().as_bytes());
     out.push(b' ');
@@ -481,15 +539,22 @@ impl Conn {
     ) -> Result<(u16, bool), ()> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut res = httparse::Response::new(&mut headers);
-        let parsed = matches!(res.parse(&rbuf[..head_len]), Ok(httparse::Status::Complete(_)));
+        let parsed = matches!(
+            res.parse(&rbuf[..head_len]),
+            Ok(httparse::Status::Complete(_))
+        );
         let facts = parsed
             .then(|| wire::response_facts(&res, *ask.method == Method::HEAD))
             .flatten();
         let (Some(facts), Some(status)) = (facts, res.code) else {
             // Unreadable upstream answer: a 502-class problem, not a relay.
-            let problem = Problem::unavailable("The upstream answered with an unreadable response.")
-                .with_retry_after(1);
-            return self.problem(client, ask, &problem).await.map(|s| (s, false));
+            let problem =
+                Problem::unavailable("The upstream answered with an unreadable response.")
+                    .with_retry_after(1);
+            return self
+                .problem(client, ask, &problem)
+                .await
+                .map(|s| (s, false));
         };
         let gzip = match facts.framing {
             Framing::Length(n) => ask.accepts_gzip && facts.compressible && n <= wire::MAX_GZIP,
@@ -499,10 +564,11 @@ impl Conn {
         self.out.clear();
         wire::status_line(&mut self.out, status, res.reason.unwrap_or_default());
         let mut connection: [&[u8]; 4] = [b""; 4];
-        for (slot, h) in connection
-            .iter_mut()
-            .zip(res.headers.iter().filter(|h| wire::is(h.name, "connection")))
-        {
+        for (slot, h) in connection.iter_mut().zip(
+            res.headers
+                .iter()
+                .filter(|h| wire::is(h.name, "connection")),
+        ) {
             *slot = h.value;
         }
         let chunked = facts.framing == Framing::Chunked;
@@ -574,7 +640,7 @@ impl Conn {
     ) -> Result<bool, ()> {
         let mut scanner = wire::ChunkedScanner::default();
         // Bytes of the body still to come (`u64::MAX`: unknown).
-        let (mut left, extra) = match framing {
+        let (left, extra) = match framing {
             Framing::Empty => (0, !first.is_empty()),
             Framing::Length(n) => {
                 let take = first.len().min(usize::try_from(n).unwrap_or(usize::MAX));
@@ -592,11 +658,32 @@ impl Conn {
             }
         };
         write(client, &self.out).await?;
-        let mut chunk = vec![0u8; 16 * 1024];
+        if left > 0 && self.chunk.is_empty() {
+            self.chunk = vec![0u8; 16 * 1024];
+        }
+        let mut chunk = std::mem::take(&mut self.chunk);
+        let relayed = self
+            .relay_rest(client, upstream, &mut chunk, framing, scanner, left)
+            .await;
+        self.chunk = chunk;
+        Ok(relayed? && !extra)
+    }
+
+    /// Relays the `left` bytes of a body still to come (`u64::MAX`:
+    /// unknown); whether the upstream connection ended cleanly.
+    async fn relay_rest(
+        &mut self,
+        client: &mut TcpStream,
+        upstream: &mut TcpStream,
+        chunk: &mut [u8],
+        framing: Framing,
+        mut scanner: wire::ChunkedScanner,
+        mut left: u64,
+    ) -> Result<bool, ()> {
         while left > 0 {
             let n = tokio::select! {
                 biased;
-                read = upstream.read(&mut chunk) => read.map_err(|_| ())?,
+                read = upstream.read(chunk) => read.map_err(|_| ())?,
                 gone = self.client_gone(client), if self.pending.len() < MAX_PENDING => {
                     if gone { return Err(()) }
                     continue;
@@ -604,7 +691,11 @@ impl Conn {
             };
             if n == 0 {
                 // The end for a body delimited by close; a cut otherwise.
-                return if framing == Framing::UntilClose { Ok(false) } else { Err(()) };
+                return if framing == Framing::UntilClose {
+                    Ok(false)
+                } else {
+                    Err(())
+                };
             }
             let body = match framing {
                 Framing::Chunked => {
@@ -629,7 +720,7 @@ impl Conn {
             };
             write(client, body).await?;
         }
-        Ok(!extra)
+        Ok(true)
     }
 
     /// Waits for the client to send something while its response streams:
@@ -650,16 +741,34 @@ impl Conn {
     }
 
     /// Answers with a problem body (gzipped when the client takes it).
-    async fn problem(&mut self, client: &mut TcpStream, ask: &Ask<'_>, problem: &Problem) -> Result<u16, ()> {
+    async fn problem(
+        &mut self,
+        client: &mut TcpStream,
+        ask: &Ask<'_>,
+        problem: &Problem,
+    ) -> Result<u16, ()> {
         let id = ask.request_id.to_str().unwrap_or_default();
         let body = problem.to_body(ask.path, id).to_string().into_bytes();
         let status = problem.status;
         let compressible = body.len() >= 32;
-        let body = if compressible && ask.accepts_gzip { wire::gzip(&body) } else { body };
+        let body = if compressible && ask.accepts_gzip {
+            wire::gzip(&body)
+        } else {
+            body
+        };
         self.out.clear();
-        let status_code = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        wire::status_line(&mut self.out, status, status_code.canonical_reason().unwrap_or("Error"));
-        wire::header(&mut self.out, b"content-type", bazaar_kit::error::PROBLEM_JSON.as_bytes());
+        let status_code = axum::http::StatusCode::from_u16(status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        wire::status_line(
+            &mut self.out,
+            status,
+            status_code.canonical_reason().unwrap_or("Error"),
+        );
+        wire::header(
+            &mut self.out,
+            b"content-type",
+            bazaar_kit::error::PROBLEM_JSON.as_bytes(),
+        );
         for (name, value) in &problem.headers {
             wire::header(&mut self.out, name.as_str().as_bytes(), value.as_bytes());
         }

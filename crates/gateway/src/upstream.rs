@@ -227,10 +227,13 @@ impl Streams {
 
     /// Opens a connection to `instance` within the connect timeout.
     pub async fn connect(&self, instance: &Instance) -> Result<TcpStream, String> {
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(instance.addr.as_str()))
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(instance.addr.as_str()),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
     }

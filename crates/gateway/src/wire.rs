@@ -69,7 +69,10 @@ pub enum Fallback {
 /// request needs the general server: anything but HTTP/1.1 in origin form
 /// with a plain target, a streamed (`Transfer-Encoding`) or over-limit body,
 /// `Expect`, `Upgrade`, or conflicting lengths.
-pub fn request_facts(req: &httparse::Request<'_, '_>, body_limit: u64) -> Result<RequestFacts, Fallback> {
+pub fn request_facts(
+    req: &httparse::Request<'_, '_>,
+    body_limit: u64,
+) -> Result<RequestFacts, Fallback> {
     if req.version != Some(1) {
         return Err(Fallback::General);
     }
@@ -115,9 +118,9 @@ pub fn parse_length(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    value
-        .iter()
-        .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    value.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// Whether an `Accept-Encoding` value accepts gzip (`gzip` or `x-gzip`
@@ -131,7 +134,10 @@ pub fn accepts_gzip(value: &[u8]) -> bool {
         }
         parts.all(|param| {
             let param = param.trim_ascii();
-            match param.strip_prefix(b"q=").or_else(|| param.strip_prefix(b"Q=")) {
+            match param
+                .strip_prefix(b"q=")
+                .or_else(|| param.strip_prefix(b"Q="))
+            {
                 Some(q) => q.iter().any(|d| (b'1'..=b'9').contains(d)),
                 None => true,
             }
@@ -172,7 +178,10 @@ pub struct ResponseFacts {
 /// Reads framing and the rest off an upstream response to a request made
 /// with `method`; `None` for a head the fast path cannot forward safely
 /// (conflicting lengths).
-pub fn response_facts(res: &httparse::Response<'_, '_>, head_request: bool) -> Option<ResponseFacts> {
+pub fn response_facts(
+    res: &httparse::Response<'_, '_>,
+    head_request: bool,
+) -> Option<ResponseFacts> {
     let status = res.code?;
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -347,7 +356,11 @@ impl ChunkedScanner {
                     .min(bytes.len() - i);
                 i += take;
                 let left = left - take as u64;
-                self.state = if left == 0 { Chunk::DataCr } else { Chunk::Data(left) };
+                self.state = if left == 0 {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left)
+                };
                 continue;
             }
             let b = bytes[i];
@@ -369,7 +382,11 @@ impl ChunkedScanner {
                 (Chunk::SizeLf, b'\n') => {
                     let size = std::mem::take(&mut self.size);
                     self.digits = 0;
-                    if size == 0 { Chunk::TrailerStart } else { Chunk::Data(size) }
+                    if size == 0 {
+                        Chunk::TrailerStart
+                    } else {
+                        Chunk::Data(size)
+                    }
                 }
                 (Chunk::DataCr, b'\r') => Chunk::DataLf,
                 (Chunk::DataLf, b'\n') => Chunk::Size,
@@ -472,7 +489,8 @@ mod tests {
         assert_eq!(f.framing, Framing::Length(40));
         assert!(f.keep_alive && f.compressible && !f.varies_on_encoding);
         assert_eq!(f.security, [false, true, false]);
-        let small = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false).expect("facts");
+        let small =
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", false).expect("facts");
         assert!(!small.compressible);
         let sse = parse_response(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
@@ -481,17 +499,22 @@ mod tests {
         .expect("facts");
         assert_eq!(sse.framing, Framing::Chunked);
         assert!(!sse.compressible);
-        let head = parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n", true).expect("facts");
+        let head =
+            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n", true).expect("facts");
         assert_eq!(head.framing, Framing::Empty);
-        let closing = parse_response(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", false).expect("facts");
+        let closing =
+            parse_response(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", false).expect("facts");
         assert_eq!(closing.framing, Framing::UntilClose);
         assert!(!closing.keep_alive);
         let old = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", false).expect("facts");
         assert_eq!(old.framing, Framing::Empty);
         assert!(!old.keep_alive);
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n", false)
-                .is_none()
+            parse_response(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
+                false
+            )
+            .is_none()
         );
     }
 
@@ -515,7 +538,10 @@ mod tests {
         assert_eq!(s.feed(b"0\r\n\r\n"), Ok((5, true)));
         assert_eq!(ChunkedScanner::default().feed(b"zz\r\n"), Err(BadChunk));
         assert_eq!(ChunkedScanner::default().feed(b"3\r\nabcX"), Err(BadChunk));
-        assert_eq!(ChunkedScanner::default().feed(b"ffffffffffffffff\r\n"), Err(BadChunk));
+        assert_eq!(
+            ChunkedScanner::default().feed(b"ffffffffffffffff\r\n"),
+            Err(BadChunk)
+        );
     }
 
     #[test]
