@@ -3,7 +3,6 @@
 //! Services verify tokens again (defence in depth).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,12 +18,15 @@ use crate::routes::{Group, is_public};
 /// signature check, not one per request; cleared when full.
 const TOKEN_CACHE_MAX: usize = 10_000;
 
+/// Token bytes → (subject, expiry).
+type TokenCache = HashMap<Box<[u8]>, (Arc<str>, i64), foldhash::fast::RandomState>;
+
 /// The gateway's edge policy.
 pub struct Guard {
     settings: GatewaySettings,
     limiter: Limiter,
     verifier: Arc<Verifier>,
-    verified: RwLock<HashMap<String, (Arc<str>, i64), foldhash::fast::RandomState>>,
+    verified: RwLock<TokenCache>,
 }
 
 impl Guard {
@@ -39,13 +41,14 @@ impl Guard {
     }
 
     /// Admits a request or returns the problem to answer with.
-    /// `authorization` is the request's `Authorization` header, if any.
+    /// `authorization` is the request's `Authorization` header, if any;
+    /// `client_ip` the client's address as text.
     pub async fn admit(
         &self,
         method: &Method,
         path: &str,
         authorization: Option<&[u8]>,
-        client_ip: Option<IpAddr>,
+        client_ip: Option<&str>,
     ) -> Result<(), Problem> {
         let group = Group::of(path);
         if self.settings.rate_limit
@@ -55,10 +58,10 @@ impl Guard {
                 Group::Auth => self.settings.auth_limit,
                 Group::Api => self.settings.ip_limit,
             };
-            let mut key = String::with_capacity(24);
+            let mut key = String::with_capacity(8 + ip.len());
             key.push_str(group.as_str());
             key.push_str(":ip:");
-            crate::proxy::push_ip(&mut key, ip);
+            key.push_str(ip);
             self.limit(&key, limit).await?;
         }
         if is_public(method, path) {
@@ -85,10 +88,14 @@ impl Guard {
     async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<str>, Problem> {
         let refused = || Problem::unauthorized("Given token not valid for any token type");
         let token = authorization
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
+            .and_then(|v| {
+                let v = v.trim_ascii();
+                let space = v.iter().position(|b| *b == b' ')?;
+                let (scheme, token) = v.split_at(space);
+                scheme
+                    .eq_ignore_ascii_case(b"bearer")
+                    .then(|| token.trim_ascii())
+            })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 Problem::unauthorized("Authentication credentials were not provided.")
@@ -107,6 +114,7 @@ impl Guard {
         {
             return Ok(sub.clone());
         }
+        let token = std::str::from_utf8(token).map_err(|_| refused())?;
         let claims = self
             .verifier
             .verify(token, API_AUDIENCE)
@@ -133,7 +141,7 @@ impl Guard {
             cache.clear();
         }
         let sub: Arc<str> = claims.sub.into();
-        cache.insert(token.to_string(), (sub.clone(), claims.exp));
+        cache.insert(token.as_bytes().into(), (sub.clone(), claims.exp));
         Ok(sub)
     }
 }

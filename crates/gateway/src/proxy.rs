@@ -103,7 +103,7 @@ impl Proxy {
         method: &Method,
         path: &str,
         authorization: Option<&[u8]>,
-        client_ip: std::net::IpAddr,
+        client_ip: &str,
     ) -> Result<Admission, Problem> {
         self.guard
             .admit(method, path, authorization, Some(client_ip))
@@ -185,6 +185,8 @@ impl Proxy {
             return Err(too_large_problem());
         }
         let client_ip = peer.ip();
+        let mut ip_text = String::with_capacity(15);
+        push_ip(&mut ip_text, client_ip);
         let authorization = req.headers().get(header::AUTHORIZATION);
         let admission = self
             .admit(
@@ -192,7 +194,7 @@ impl Proxy {
                 req.method(),
                 raw_path,
                 authorization.map(HeaderValue::as_bytes),
-                client_ip,
+                &ip_text,
             )
             .await?;
         let pool = &self.pools[idx];
@@ -369,10 +371,10 @@ fn forwarded_headers(
 /// A W3C `traceparent` starting a new trace here, so every hop shares one
 /// trace id (a thread-local generator: no syscall per request).
 pub fn new_traceparent() -> [u8; 55] {
-    use rand::Rng as _;
-    let mut rng = rand::rng();
-    let trace: u128 = rng.random::<u128>().max(1);
-    let span: u64 = rng.random::<u64>().max(1);
+    let random: [u8; 24] = bazaar_kit::http::id_bytes();
+    let (trace, span) = random.split_at(16);
+    let trace = u128::from_le_bytes(trace.try_into().unwrap_or_default()).max(1);
+    let span = u64::from_le_bytes(span.try_into().unwrap_or_default()).max(1);
     // 00-<32 hex trace id>-<16 hex span id>-01
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
     hex_into(&mut buf[3..35], trace);

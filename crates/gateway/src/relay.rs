@@ -43,8 +43,10 @@ pub struct Handoff {
 
 /// Serves a client connection until it closes, or hands it over.
 pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) -> Option<Handoff> {
+    let mut ip = String::with_capacity(15);
+    crate::proxy::push_ip(&mut ip, peer.ip());
     let mut conn = Conn {
-        peer,
+        ip,
         buf: Vec::with_capacity(8 * 1024),
         out: Vec::with_capacity(4 * 1024),
         rbuf: Vec::with_capacity(16 * 1024),
@@ -81,9 +83,19 @@ pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) ->
 }
 
 enum Read {
-    /// `buf` starts with a whole request (head and body).
+    /// `buf` starts with a whole request head.
     Ready,
     Closed,
+    General,
+}
+
+/// What one pass over the request in `buf` came to.
+enum Step {
+    /// Answered: the request's bytes, and what next.
+    Done(usize, Next),
+    /// The body is incomplete: read until `buf` holds this many bytes.
+    NeedBody(usize),
+    /// For the general server.
     General,
 }
 
@@ -96,7 +108,8 @@ enum Next {
 /// One client connection's state and buffers (reused across requests).
 struct Conn {
     state: Rc<Local>,
-    peer: SocketAddr,
+    /// The client's address as text (limiter keys, `X-Forwarded-For`).
+    ip: String,
     /// Bytes from the client: the current request first.
     buf: Vec<u8>,
     /// The head (and body) being written.
@@ -145,9 +158,9 @@ impl Conn {
         } else {
             self.slot.arm(IDLE_TIMEOUT, true);
         }
-        let head_len = loop {
-            if let Some(end) = head_end(&self.buf) {
-                break end;
+        loop {
+            if head_end(&self.buf).is_some() {
+                break;
             }
             if self.buf.len() > MAX_HEAD {
                 self.slot.disarm();
@@ -166,86 +179,81 @@ impl Conn {
                 Ok(n) if n > 0 => {}
                 _ => return Read::Closed,
             }
-        };
-        self.slot.disarm();
-        let content_length = {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(&self.buf[..head_len]) {
-                Ok(httparse::Status::Complete(_)) => {}
-                _ => return Read::General,
-            }
-            let Ok(facts) = wire::request_facts(&req, BODY_LIMIT as u64) else {
-                return Read::General;
-            };
-            let target = req.path.unwrap_or_default();
-            let path = target.split('?').next().unwrap_or_default();
-            let cors =
-                self.state.cors.is_some() && (facts.has_origin || req.method == Some("OPTIONS"));
-            if proxied_route(path).is_none() || cors {
-                return Read::General;
-            }
-            facts.content_length as usize
-        };
-        // Small bodies are read whole before forwarding (nginx's request
-        // buffering): a refusal then never leaves unread bytes behind.
-        let want = head_len + content_length;
-        if self.buf.len() < want {
-            self.slot.arm(HEAD_TIMEOUT, false);
-            while self.buf.len() < want {
-                self.buf.reserve(want - self.buf.len());
-                let read = tokio::select! {
-                    biased;
-                    read = read_more(client, &mut self.buf) => read,
-                    () = self.slot.expired() => return Read::Closed,
-                };
-                match read {
-                    Ok(n) if n > 0 => {}
-                    _ => return Read::Closed,
-                }
-            }
-            self.slot.disarm();
         }
+        self.slot.disarm();
         Read::Ready
     }
 
-    /// Serves the request at the start of `buf`.
+    /// Serves the request at the start of `buf` (its head is complete).
     async fn serve_one(&mut self, client: &mut TcpStream) -> Next {
-        let buf = std::mem::take(&mut self.buf);
-        let next = self.exchange(client, &buf).await;
-        self.buf = buf;
-        match next {
-            Ok((consumed, next)) => {
-                self.buf.drain(..consumed);
-                next
+        loop {
+            let buf = std::mem::take(&mut self.buf);
+            let step = self.exchange(client, &buf).await;
+            self.buf = buf;
+            match step {
+                Ok(Step::Done(consumed, next)) => {
+                    self.buf.drain(..consumed);
+                    return next;
+                }
+                Ok(Step::General) => return Next::General,
+                Ok(Step::NeedBody(want)) => {
+                    if !self.read_body(client, want).await {
+                        return Next::Close;
+                    }
+                }
+                Err(()) => return Next::Close,
             }
-            Err(()) => Next::Close,
         }
     }
 
-    /// One request/response; `Ok((request bytes, what next))`, or `Err`
-    /// when the connection must close without another word.
-    async fn exchange(&mut self, client: &mut TcpStream, buf: &[u8]) -> Result<(usize, Next), ()> {
+    /// Reads until `buf` holds `want` bytes (a whole request). Small
+    /// bodies are read whole before forwarding (nginx's request buffering):
+    /// a refusal then never leaves unread bytes behind.
+    async fn read_body(&mut self, client: &mut TcpStream, want: usize) -> bool {
+        self.slot.arm(HEAD_TIMEOUT, false);
+        while self.buf.len() < want {
+            self.buf.reserve(want - self.buf.len());
+            let read = tokio::select! {
+                biased;
+                read = read_more(client, &mut self.buf) => read,
+                () = self.slot.expired() => return false,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return false;
+            }
+        }
+        self.slot.disarm();
+        true
+    }
+
+    /// One request/response, or `Err` when the connection must close
+    /// without another word.
+    async fn exchange(&mut self, client: &mut TcpStream, buf: &[u8]) -> Result<Step, ()> {
         let started = Instant::now();
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let Ok(httparse::Status::Complete(head_len)) = req.parse(buf) else {
-            return Ok((0, Next::General));
+            return Ok(Step::General);
         };
         let Ok(facts) = wire::request_facts(&req, BODY_LIMIT as u64) else {
-            return Ok((0, Next::General));
+            return Ok(Step::General);
         };
         let (Some(method_text), Some(target)) = (req.method, req.path) else {
-            return Ok((0, Next::General));
-        };
-        let Ok(method) = Method::from_bytes(method_text.as_bytes()) else {
-            return Ok((0, Next::General));
+            return Ok(Step::General);
         };
         let path = target.split('?').next().unwrap_or_default();
-        let Some(route) = proxied_route(path) else {
-            return Ok((0, Next::General));
+        let cors = self.state.cors.is_some() && (facts.has_origin || method_text == "OPTIONS");
+        let (Some(route), Ok(method), false) = (
+            proxied_route(path),
+            Method::from_bytes(method_text.as_bytes()),
+            cors,
+        ) else {
+            return Ok(Step::General);
         };
         let consumed = head_len + facts.content_length as usize;
+        if buf.len() < consumed {
+            return Ok(Step::NeedBody(consumed));
+        }
         let request_id = req
             .headers
             .iter()
@@ -254,6 +262,7 @@ impl Conn {
             .unwrap_or_else(new_request_id);
         let close = facts.close || self.state.watch.draining();
         let ask = Ask {
+            head: &buf[..head_len],
             headers: &*req.headers,
             method: &method,
             target,
@@ -272,12 +281,15 @@ impl Conn {
         );
         let status = self.answer(client, &ask).instrument(span).await?;
         self.state.record(route, method, status, started);
-        Ok((consumed, if close { Next::Close } else { Next::KeepAlive }))
+        let next = if close { Next::Close } else { Next::KeepAlive };
+        Ok(Step::Done(consumed, next))
     }
 }
 
 /// A request on its way through the fast path.
 struct Ask<'a> {
+    /// The request head's bytes (the headers point into them).
+    head: &'a [u8],
     headers: &'a [httparse::Header<'a>],
     method: &'a Method,
     target: &'a str,
@@ -301,7 +313,7 @@ impl Conn {
                     .find(|h| wire::is(h.name, "authorization"))
                     .map(|h| h.value);
                 proxy
-                    .admit(idx, ask.method, ask.path, authorization, self.peer.ip())
+                    .admit(idx, ask.method, ask.path, authorization, &self.ip)
                     .await
                     .map(|admission| (idx, admission))
             }
@@ -358,12 +370,7 @@ impl Conn {
             let instance = &pool.instances[i];
             let _in_flight = pool.start(i);
             self.out.clear();
-            write_request_head(
-                &mut self.out,
-                ask,
-                instance.authority.as_bytes(),
-                self.peer.ip(),
-            );
+            write_request_head(&mut self.out, ask, instance.authority.as_bytes(), &self.ip);
             self.out.extend_from_slice(ask.body);
             let mut reused = state.streams.take((idx, i));
             loop {
@@ -465,27 +472,17 @@ fn informational(head: &[u8]) -> bool {
     head.len() > 9 && head.starts_with(b"HTTP/1.") && head[9] == b'1'
 }
 
-/// The upstream request head: the client's header bytes as they came, less
-/// `Host`, hop-by-hop headers and the edge's own, which are set here.
-fn write_request_head(
-    out: &mut Vec<u8>,
-    ask: &Ask<'_>,
-    authority: &[u8],
-    client_ip: std::net::IpAddr,
-) {
+/// The upstream request head: the client's header lines as they came,
+/// less `Host`, hop-by-hop headers and the edge's own, which are set here.
+fn write_request_head(out: &mut Vec<u8>, ask: &Ask<'_>, authority: &[u8], client_ip: &str) {
     let headers = ask.headers;
     out.extend_from_slice(ask.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(ask.target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     wire::header(out, b"host", authority);
-    let mut connection: [&[u8]; 4] = [b""; 4];
-    for (slot, h) in connection
-        .iter_mut()
-        .zip(headers.iter().filter(|h| wire::is(h.name, "connection")))
-    {
-        *slot = h.value;
-    }
+    let (connection, listed) = wire::connection_values(headers);
+    let connection = &connection[..listed];
     let (mut host, mut forwarded_for) = (None, None);
     let (mut has_proto, mut has_fwd_host, mut has_trace) = (false, false, false);
     for h in headers {
@@ -498,22 +495,20 @@ fn write_request_head(
             forwarded_for.get_or_insert(h.value);
             continue;
         }
-        if wire::is(name, "x-request-id") || wire::is_hop_by_hop(name, &connection) {
+        if wire::is(name, "x-request-id") || wire::is_hop_by_hop(name, connection) {
             continue;
         }
         has_proto |= wire::is(name, "x-forwarded-proto");
         has_fwd_host |= wire::is(name, "x-forwarded-host");
         has_trace |= wire::is(name, "traceparent");
-        wire::header(out, name.as_bytes(), h.value);
+        wire::copy_line(out, ask.head, h);
     }
     out.extend_from_slice(b"x-forwarded-for: ");
     if let Some(prior) = forwarded_for {
         out.extend_from_slice(prior);
         out.extend_from_slice(b", ");
     }
-    let mut ip = String::with_capacity(15);
-    crate::proxy::push_ip(&mut ip, client_ip);
-    out.extend_from_slice(ip.as_bytes());
+    out.extend_from_slice(client_ip.as_bytes());
     out.extend_from_slice(b"\r\n");
     if !has_proto {
         wire::header(out, b"x-forwarded-proto", b"http");
@@ -563,23 +558,17 @@ impl Conn {
         let close = ask.close || facts.framing == Framing::UntilClose;
         self.out.clear();
         wire::status_line(&mut self.out, status, res.reason.unwrap_or_default());
-        let mut connection: [&[u8]; 4] = [b""; 4];
-        for (slot, h) in connection.iter_mut().zip(
-            res.headers
-                .iter()
-                .filter(|h| wire::is(h.name, "connection")),
-        ) {
-            *slot = h.value;
-        }
+        let (connection, listed) = wire::connection_values(res.headers);
+        let connection = &connection[..listed];
         let chunked = facts.framing == Framing::Chunked;
         for h in res.headers.iter() {
             let name = h.name;
-            let skip = wire::is_hop_by_hop(name, &connection)
+            let skip = wire::is_hop_by_hop(name, connection)
                 || wire::is(name, "x-request-id")
                 || ((gzip || chunked) && wire::is(name, "content-length"))
                 || (gzip && wire::is(name, "accept-ranges"));
             if !skip {
-                wire::header(&mut self.out, name.as_bytes(), h.value);
+                wire::copy_line(&mut self.out, &rbuf[..head_len], h);
             }
         }
         if chunked {

@@ -170,19 +170,35 @@ pub fn is_public(method: &Method, path: &str) -> bool {
 /// Whether a raw request path must be refused: `/internal/` anywhere, dot
 /// segments, encoded slashes, dots or backslashes (traversal tricks).
 pub fn is_forbidden_path(raw: &str) -> bool {
+    // One pass: encoded `/`, `.` or `\`, a backslash, or a bad segment.
     let bytes = raw.as_bytes();
-    let encoded_trick = bytes.windows(3).any(|w| {
-        w[0] == b'%'
-            && matches!(
-                (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'f' | b'e') | (b'5', b'c')
-            )
-    });
-    encoded_trick
-        || bytes.contains(&b'\\')
-        || bytes
-            .split(|b| *b == b'/')
-            .any(|seg| seg == b".." || seg == b"." || seg.eq_ignore_ascii_case(b"internal"))
+    let bad = |seg: &[u8]| seg == b".." || seg == b"." || seg.eq_ignore_ascii_case(b"internal");
+    let mut segment = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' => return true,
+            b'%' => {
+                let next = (
+                    bytes.get(i + 1),
+                    bytes.get(i + 2).map(u8::to_ascii_lowercase),
+                );
+                if matches!(
+                    next,
+                    (Some(b'2'), Some(b'f' | b'e')) | (Some(b'5'), Some(b'c'))
+                ) {
+                    return true;
+                }
+            }
+            b'/' => {
+                if bad(&bytes[segment..i]) {
+                    return true;
+                }
+                segment = i + 1;
+            }
+            _ => {}
+        }
+    }
+    bad(&bytes[segment..])
 }
 
 #[cfg(test)]

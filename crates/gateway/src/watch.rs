@@ -2,8 +2,9 @@
 //! keeps one timer tree per worker for the same reason): a connection arms
 //! its [`Slot`] with a deadline by writing two cells, and one ticker task
 //! per worker wakes the slots whose deadline passed. A request then costs no
-//! timer-wheel entry and no cancellation-token lock; deadlines fire within
-//! [`TICK`] of their time.
+//! timer-wheel entry, no clock read and no cancellation-token lock: slots
+//! count from the ticker's last reading of the clock, so deadlines fire
+//! between their time and [`TICK`] × 2 after it.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -18,15 +19,26 @@ use tokio::time::Instant;
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// One worker's slots.
-#[derive(Default)]
 pub struct Watch {
     slots: RefCell<Vec<Weak<Slot>>>,
     draining: Cell<bool>,
+    /// The clock as the ticker last read it.
+    now: Rc<Cell<Instant>>,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self {
+            slots: RefCell::default(),
+            draining: Cell::new(false),
+            now: Rc::new(Cell::new(Instant::now())),
+        }
+    }
 }
 
 /// One connection's deadline.
-#[derive(Default)]
 pub struct Slot {
+    now: Rc<Cell<Instant>>,
     deadline: Cell<Option<Instant>>,
     /// Fires on drain too (the connection waits for a new request).
     idle: Cell<bool>,
@@ -37,7 +49,13 @@ pub struct Slot {
 impl Watch {
     /// A new slot, checked until dropped.
     pub fn slot(&self) -> Rc<Slot> {
-        let slot = Rc::new(Slot::default());
+        let slot = Rc::new(Slot {
+            now: self.now.clone(),
+            deadline: Cell::new(None),
+            idle: Cell::new(false),
+            fired: Cell::new(false),
+            waker: RefCell::new(None),
+        });
         self.slots.borrow_mut().push(Rc::downgrade(&slot));
         slot
     }
@@ -56,6 +74,7 @@ impl Watch {
     /// Wakes every slot whose deadline passed (or that is idle while
     /// draining), and forgets dropped ones.
     pub fn check(&self, now: Instant) {
+        self.now.set(now);
         let draining = self.draining.get();
         let mut due = Vec::new();
         self.slots.borrow_mut().retain(|weak| {
@@ -85,10 +104,11 @@ impl Watch {
 }
 
 impl Slot {
-    /// Arms the slot: [`Slot::expired`] completes after `within`, or (when
-    /// `idle`) as soon as the worker drains.
+    /// Arms the slot: [`Slot::expired`] completes after `within` (counted
+    /// from the last tick), or (when `idle`) as soon as the worker drains.
     pub fn arm(&self, within: Duration, idle: bool) {
-        self.deadline.set(Instant::now().checked_add(within));
+        // One tick more: the last tick may be almost a tick ago.
+        self.deadline.set(self.now.get().checked_add(within + TICK));
         self.idle.set(idle);
         self.fired.set(false);
     }

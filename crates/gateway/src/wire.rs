@@ -26,13 +26,53 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Whether `name` is a hop-by-hop header or one its `Connection` header
-/// lists.
+/// Whether `name` is a hop-by-hop header or one named by the message's
+/// `Connection` header values (`connection`).
 pub fn is_hop_by_hop(name: &str, connection: &[&[u8]]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    // By length first: most names are none of these.
+    let fixed = match name.len() {
+        2 => HOP_BY_HOP[5..6].iter(),
+        7 => HOP_BY_HOP[6..9].iter(),
+        10 => HOP_BY_HOP[0..2].iter(),
+        16..=19 => HOP_BY_HOP[2..8].iter(),
+        _ => HOP_BY_HOP[0..0].iter(),
+    };
+    let mut fixed = fixed;
+    fixed.any(|h| name.eq_ignore_ascii_case(h))
         || connection.iter().any(|listed| {
             connection_tokens(listed).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
         })
+}
+
+/// The values of a message's `Connection` headers (the first four) and
+/// how many there are.
+pub fn connection_values<'b>(headers: &[httparse::Header<'b>]) -> ([&'b [u8]; 4], usize) {
+    let mut values: [&[u8]; 4] = [b""; 4];
+    let mut n = 0;
+    for h in headers.iter().filter(|h| is(h.name, "connection")) {
+        if n < values.len() {
+            values[n] = h.value;
+            n += 1;
+        }
+    }
+    (values, n)
+}
+
+/// Appends header `h`'s line as it appears in `head` (the bytes it was
+/// parsed from), or rebuilt when it cannot be found there.
+pub fn copy_line(out: &mut Vec<u8>, head: &[u8], h: &httparse::Header<'_>) {
+    let base = head.as_ptr() as usize;
+    let start = (h.name.as_ptr() as usize).wrapping_sub(base);
+    let end = (h.value.as_ptr() as usize)
+        .wrapping_sub(base)
+        .wrapping_add(h.value.len());
+    match head.get(start..end) {
+        Some(line) if !h.value.is_empty() && line.len() > h.name.len() => {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => header(out, h.name.as_bytes(), h.value),
+    }
 }
 
 /// The comma-separated tokens of a `Connection` header value.
@@ -550,6 +590,25 @@ mod tests {
         assert!(is_hop_by_hop("Keep-Alive", &listed));
         assert!(is_hop_by_hop("x-secret", &listed));
         assert!(!is_hop_by_hop("x-public", &listed));
+        for name in HOP_BY_HOP {
+            assert!(is_hop_by_hop(&name.to_ascii_uppercase(), &[]), "{name}");
+        }
+        assert!(!is_hop_by_hop("content-length", &[]));
+    }
+
+    #[test]
+    fn header_lines_are_copied_as_they_came() {
+        let raw = b"GET / HTTP/1.1\r\nX-A:1\r\nX-Empty:\r\nAccept:  text/html \r\n\r\n";
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(raw).expect("parses").is_complete());
+        let mut out = Vec::new();
+        for h in req.headers.iter() {
+            copy_line(&mut out, raw, h);
+        }
+        assert_eq!(out, b"X-A:1\r\nX-Empty: \r\nAccept:  text/html\r\n");
+        let (values, n) = connection_values(req.headers);
+        assert_eq!((n, values[0]), (0, &b""[..]));
     }
 
     #[test]

@@ -213,13 +213,27 @@ pub fn is_sane_request_id(value: &[u8]) -> bool {
     !value.is_empty() && value.len() <= 200 && value.iter().all(u8::is_ascii_graphic)
 }
 
+/// Random bytes for identifiers (request and trace ids): a per-thread
+/// small generator seeded from the OS, far cheaper than the thread's
+/// cryptographic one. Not for secrets.
+pub fn id_bytes<const N: usize>() -> [u8; N] {
+    use rand::{Rng as _, SeedableRng as _};
+    thread_local! {
+        static RNG: std::cell::RefCell<rand::rngs::SmallRng> =
+            std::cell::RefCell::new(rand::rngs::SmallRng::from_rng(&mut rand::rng()));
+    }
+    let mut out = [0u8; N];
+    RNG.with(|rng| rng.borrow_mut().fill(&mut out[..]));
+    out
+}
+
 /// A new request id: a UUIDv7 from the clock and the thread's generator (no
 /// system call per request).
 pub fn new_request_id() -> HeaderValue {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let random: [u8; 10] = rand::random();
+    let random: [u8; 10] = id_bytes();
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
