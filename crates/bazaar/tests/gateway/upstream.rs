@@ -1,6 +1,7 @@
 //! Tiny upstreams for the gateway tests: each plays one or more services
 //! on a port-0 (or given) listener, counts its hits, reports the headers
-//! it saw, serves a test JWKS, an SSE stream and a slow route.
+//! it saw (and the body), serves a test JWKS, an SSE stream, a chunked
+//! JSON stream and a slow route.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -109,6 +110,7 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         .route("/openapi.json", get(openapi))
         .route("/api/v1/orders/{id}/events/", get(events))
         .route("/api/v1/payments/slow/", get(slow))
+        .route("/api/v1/payments/chunked/", get(chunked))
         .route("/api/{*rest}", any(echo))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(addr)
@@ -158,16 +160,20 @@ async fn openapi(State(s): State<Arc<Shared>>) -> Response {
 
 async fn echo(State(s): State<Arc<Shared>>, req: Request) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = req.into_parts();
     let header = |n: &str| {
-        req.headers()
+        parts
+            .headers
             .get(n)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
     axum::Json(serde_json::json!({
         "upstream": s.name,
-        "method": req.method().as_str(),
-        "path": req.uri().path_and_query().map(|p| p.as_str()),
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()),
+        "body": String::from_utf8_lossy(&body),
         "x_forwarded_for": header("x-forwarded-for"),
         "x_forwarded_host": header("x-forwarded-host"),
         "x_forwarded_proto": header("x-forwarded-proto"),
@@ -205,6 +211,15 @@ async fn events(State(s): State<Arc<Shared>>) -> Response {
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
         .expect("sse response")
+}
+
+/// A JSON body streamed in three chunks (no length, not an event stream).
+async fn chunked() -> Response {
+    let parts = ["[1,", "2,", "3]"].map(|p| Ok::<_, Infallible>(bytes::Bytes::from(p)));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(futures::stream::iter(parts)))
+        .expect("chunked response")
 }
 
 async fn slow() -> &'static str {
