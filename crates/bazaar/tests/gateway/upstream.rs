@@ -168,7 +168,9 @@ async fn echo(State(s): State<Arc<Shared>>, req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .unwrap_or_default();
     axum::Json(serde_json::json!({
         "upstream": s.name,
         "method": parts.method.as_str(),

@@ -208,7 +208,10 @@ async fn head_and_problem_responses_keep_the_framing() {
     let problem = c.read("GET").await;
     assert_eq!(problem.status, 401);
     assert_eq!(problem.header("www-authenticate"), Some("Bearer"));
-    assert_eq!(problem.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        problem.header("content-type"),
+        Some("application/problem+json")
+    );
     assert!(problem.header("date").is_some());
     let body = problem.json();
     assert_eq!(body["status"], 401);
@@ -227,7 +230,8 @@ async fn head_and_problem_responses_keep_the_framing() {
 async fn connection_close_is_honoured() {
     let (_up, gw) = single("").await;
     let mut c = Client::connect(&gw).await;
-    c.send(&get("/api/v1/products/", "Connection: close\r\n")).await;
+    c.send(&get("/api/v1/products/", "Connection: close\r\n"))
+        .await;
     let r = c.read("GET").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("connection"), Some("close"));
