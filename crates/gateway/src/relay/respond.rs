@@ -110,7 +110,7 @@ impl Conn {
                 self.relay(client, upstream, body, framing).await?
             }
         };
-        Ok((status, reusable && facts.keep_alive && !close))
+        Ok((status, reusable && facts.keep_alive))
     }
 
     /// `X-Request-ID`, the security headers the response lacks, CORS
