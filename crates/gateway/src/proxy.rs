@@ -371,15 +371,24 @@ fn forwarded_headers(
 /// A W3C `traceparent` starting a new trace here, so every hop shares one
 /// trace id (a thread-local generator: no syscall per request).
 pub fn new_traceparent() -> [u8; 55] {
-    let random: [u8; 24] = bazaar_kit::http::id_bytes();
-    let (trace, span) = random.split_at(16);
-    let trace = u128::from_le_bytes(trace.try_into().unwrap_or_default()).max(1);
-    let span = u64::from_le_bytes(span.try_into().unwrap_or_default()).max(1);
+    let mut random: [u8; 24] = bazaar_kit::http::id_bytes();
+    // All-zero ids are invalid (and never come up: 2^-128).
+    random[15] |= u8::from(random[..16].iter().all(|b| *b == 0));
+    random[23] |= u8::from(random[16..].iter().all(|b| *b == 0));
     // 00-<32 hex trace id>-<16 hex span id>-01
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    hex_into(&mut buf[3..35], trace);
-    hex_into(&mut buf[36..52], u128::from(span));
+    hex_bytes(&mut buf[3..35], &random[..16]);
+    hex_bytes(&mut buf[36..52], &random[16..]);
     buf
+}
+
+/// Writes `bytes` as lowercase hex into `out` (twice their length).
+fn hex_bytes(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
 /// Appends `ip` in its usual text form (IPv4 without the formatter).
@@ -400,15 +409,6 @@ pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
             }
         }
         std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
-    }
-}
-
-/// Writes the low `out.len()` hex digits of `value` into `out`.
-fn hex_into(out: &mut [u8], mut value: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
     }
 }
 
@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn hex_digits_are_lowercase_and_zero_padded() {
         let mut buf = [0u8; 8];
-        hex_into(&mut buf, 0xab_cdef);
+        hex_bytes(&mut buf, &[0x00, 0xab, 0xcd, 0xef]);
         assert_eq!(&buf, b"00abcdef");
     }
 }

@@ -9,6 +9,7 @@
 //! request), the connection goes to the general hyper server with the
 //! bytes read so far ([`Handoff`]).
 
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -126,18 +127,16 @@ struct Conn {
     slot: Rc<Slot>,
 }
 
-/// Where the head in `buf` ends (after its blank line), if it is complete.
+/// Where the head in `buf` ends (after its blank line), if it is complete:
+/// the first `\n\r\n` or `\n\n` (bare line feeds are accepted, as by
+/// httparse), found with SIMD searches.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while let Some(at) = buf[i..].iter().position(|b| *b == b'\n') {
-        let nl = i + at;
-        match buf.get(nl + 1) {
-            Some(b'\n') => return Some(nl + 2),
-            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
-            _ => i = nl + 1,
-        }
+    let crlf = memchr::memmem::find(buf, b"\n\r\n").map(|at| at + 3);
+    let lf = memchr::memmem::find(&buf[..crlf.unwrap_or(buf.len())], b"\n\n").map(|at| at + 2);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    None
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
@@ -232,9 +231,12 @@ impl Conn {
     /// without another word.
     async fn exchange(&mut self, client: &mut TcpStream, buf: &[u8]) -> Result<Step, ()> {
         let started = Instant::now();
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let Ok(httparse::Status::Complete(head_len)) = req.parse(buf) else {
+        // Uninitialised slots: zeroing 64 headers costs more than parsing.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let Ok(httparse::Status::Complete(head_len)) =
+            req.parse_with_uninit_headers(buf, &mut headers)
+        else {
             return Ok(Step::General);
         };
         let Ok(facts) = wire::request_facts(&req, BODY_LIMIT as u64) else {

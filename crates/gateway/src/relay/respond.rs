@@ -44,10 +44,15 @@ impl Conn {
         rbuf: &[u8],
         head_len: usize,
     ) -> Result<(u16, bool), ()> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut res = httparse::Response::new(&mut headers);
+        let mut headers =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut []);
         let parsed = matches!(
-            res.parse(&rbuf[..head_len]),
+            httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                &mut res,
+                &rbuf[..head_len],
+                &mut headers
+            ),
             Ok(httparse::Status::Complete(_))
         );
         let facts = parsed
