@@ -128,15 +128,14 @@ struct Conn {
 }
 
 /// Where the head in `buf` ends (after its blank line), if it is complete:
-/// the first `\n\r\n` or `\n\n` (bare line feeds are accepted, as by
-/// httparse), found with SIMD searches.
+/// after the first `\n\r\n` or `\n\n` (bare line feeds are accepted, as
+/// by httparse). Line feeds are found with SIMD (`memchr`).
 fn head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(buf, b"\n\r\n").map(|at| at + 3);
-    let lf = memchr::memmem::find(&buf[..crlf.unwrap_or(buf.len())], b"\n\n").map(|at| at + 2);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', buf).find_map(|nl| match buf.get(nl + 1) {
+        Some(b'\n') => Some(nl + 2),
+        Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => Some(nl + 3),
+        _ => None,
+    })
 }
 
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
