@@ -3,16 +3,22 @@
 #   (a) the upstream direct,
 #   (b) through the Bazaar gateway (JWT pre-verification + rate limiting on),
 #   (c) through Debian's nginx as a plain reverse proxy (keep-alive upstream).
-# Prints requests/s and p99 for each and the ratios (b)/(a), (b)/(c).
+# Prints requests/s and p99 for each, the CPU time each proxy spent per
+# request (user + system, from /proc), and the ratios (b)/(a), (b)/(c).
+# The three run in turn, ROUNDS times (a b c, a b c, ...), so that load from
+# elsewhere on the machine falls on all of them alike; the table gives each
+# one's median over the rounds, and every round's (b)/(c).
 #
 # Needs: wrk and nginx (apt-get install -y nginx wrk).
-# Usage: scripts/bench-gateway.sh [duration (15s)] [connections (64)] [wrk threads (2)]
-# Env:   BENCH_NO_BUILD=1 skips `cargo build --release`; CARGO_TARGET_DIR honoured.
+# Usage: scripts/bench-gateway.sh [duration per run (10s)] [connections (64)] [wrk threads (2)]
+# Env:   ROUNDS (3); BENCH_NO_BUILD=1 skips `cargo build --release`;
+#        CARGO_TARGET_DIR honoured.
 set -euo pipefail
 
-DURATION=${1:-15s}
+DURATION=${1:-10s}
 CONNECTIONS=${2:-64}
 THREADS=${3:-2}
+ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -67,7 +73,8 @@ mkdir -p "$TMP/data"
   done
 } > "$TMP/bazaar.toml"
 env -u BAZAAR_REDIS_URL "$TARGET/release/bazaar" --config "$TMP/bazaar.toml" serve gateway > "$TMP/gateway.log" 2>&1 &
-PIDS+=($!)
+GW_PID=$!
+PIDS+=($GW_PID)
 wait_for "http://127.0.0.1:$GW/readyz"
 
 # nginx as a plain reverse proxy with upstream keep-alive.
@@ -96,7 +103,8 @@ http {
 }
 NGINX
 nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+NG_PID=$!
+PIDS+=($NG_PID)
 wait_for "http://127.0.0.1:$NG/readyz"
 
 PATH_UNDER_TEST=/api/v1/orders/
@@ -106,31 +114,56 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GW$PATH_UNDER_T
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW$PATH_UNDER_TEST")
 [[ "$code" == 200 ]] || { echo "gateway with token answered $code, expected 200" >&2; exit 1; }
 
-# run NAME URL → "rps p99_ms"
+# CPU ticks (user + system) of a process and its children's threads so far.
+ticks() {
+  local total=0 pid
+  for pid in "$@" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# run URL [PID] → "rps p99_ms cpu_us_per_request"
 run() {
-  local url=$1 out
+  local url=$1 pid=${2:-} out before=0 after=0
   wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "$url" >/dev/null
+  [[ -n $pid ]] && before=$(ticks "$pid")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$url")
+  [[ -n $pid ]] && after=$(ticks "$pid")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "non-2xx responses from $url:" >&2; echo "$out" >&2; exit 1
   fi
-  local rps p99
+  local rps p99 total
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.2f", v}' <<<"$out")
-  echo "$rps $p99"
+  awk -v r="$rps" -v p="$p99" -v t="$((after - before))" -v n="$total" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%s %s %.1f\n", r, p, (n > 0 ? t / hz * 1e6 / n : 0) }'
 }
 
-read -r A_RPS A_P99 < <(run "http://127.0.0.1:$UP$PATH_UNDER_TEST")
-read -r B_RPS B_P99 < <(run "http://127.0.0.1:$GW$PATH_UNDER_TEST")
-read -r C_RPS C_P99 < <(run "http://127.0.0.1:$NG$PATH_UNDER_TEST")
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+A=() B=() C=()
+for round in $(seq 1 "$ROUNDS"); do
+  A+=("$(run "http://127.0.0.1:$UP$PATH_UNDER_TEST")")
+  B+=("$(run "http://127.0.0.1:$GW$PATH_UNDER_TEST" "$GW_PID")")
+  C+=("$(run "http://127.0.0.1:$NG$PATH_UNDER_TEST" "$NG_PID")")
+  read -r b_rps _ <<<"${B[-1]}"; read -r c_rps _ <<<"${C[-1]}"
+  awk -v r="$round" -v b="$b_rps" -v c="$c_rps" 'BEGIN { printf "round %d: (b)/(c) = %.2f\n", r, b / c }'
+done
+col() { local i=$1; shift; for row in "$@"; do awk -v i="$i" '{ print $i }' <<<"$row"; done | median; }
+A_RPS=$(col 1 "${A[@]}"); A_P99=$(col 2 "${A[@]}")
+B_RPS=$(col 1 "${B[@]}"); B_P99=$(col 2 "${B[@]}"); B_CPU=$(col 3 "${B[@]}")
+C_RPS=$(col 1 "${C[@]}"); C_P99=$(col 2 "${C[@]}"); C_CPU=$(col 3 "${C[@]}")
 
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $PATH_UNDER_TEST (Bearer token), $(nproc) cores, $(nginx -v 2>&1 | sed 's/.*version: //')"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION x $ROUNDS rounds (medians), GET $PATH_UNDER_TEST (Bearer token), $(nproc) cores, $(nginx -v 2>&1 | sed 's/.*version: //')"
 echo
-echo "| setup | requests/s | p99 (ms) |"
-echo "|---|---:|---:|"
-printf "| (a) upstream direct | %.0f | %s |\n" "$A_RPS" "$A_P99"
-printf "| (b) Bazaar gateway (JWT + rate limits) | %.0f | %s |\n" "$B_RPS" "$B_P99"
-printf "| (c) nginx plain reverse proxy | %.0f | %s |\n" "$C_RPS" "$C_P99"
+echo "| setup | requests/s | p99 (ms) | proxy CPU per request (µs) |"
+echo "|---|---:|---:|---:|"
+printf "| (a) upstream direct | %.0f | %s | — |\n" "$A_RPS" "$A_P99"
+printf "| (b) Bazaar gateway (JWT + rate limits) | %.0f | %s | %s |\n" "$B_RPS" "$B_P99" "$B_CPU"
+printf "| (c) nginx plain reverse proxy | %.0f | %s | %s |\n" "$C_RPS" "$C_P99" "$C_CPU"
 echo
-awk -v a="$A_RPS" -v b="$B_RPS" -v c="$C_RPS" 'BEGIN { printf "(b)/(a) = %.2f   (b)/(c) = %.2f\n", b/a, b/c }'
+awk -v a="$A_RPS" -v b="$B_RPS" -v c="$C_RPS" -v bc="$B_CPU" -v cc="$C_CPU" \
+  'BEGIN { printf "(b)/(a) = %.2f   (b)/(c) = %.2f   CPU per request (b)/(c) = %.2f\n", b/a, b/c, bc/cc }'

@@ -149,6 +149,7 @@ impl Worker {
                 connections: Connections::new(self.proxy.connect_timeout),
                 streams: Streams::new(self.proxy.connect_timeout),
                 watch: Rc::new(Watch::default()),
+                buffers: crate::relay::Buffers::default(),
                 cors_headers,
                 proxy: self.proxy,
                 app: self.app,
@@ -202,6 +203,8 @@ pub(crate) struct Local {
     pub(crate) streams: Streams,
     /// The fast path's deadlines and drain signal.
     pub(crate) watch: Rc<Watch>,
+    /// Buffers the fast path lends its connections per request.
+    pub(crate) buffers: crate::relay::Buffers,
     /// `http_requests_total` and `http_request_duration_seconds` handles by
     /// (route, method, status): no registry lookup per request.
     metrics: RefCell<MetricHandles>,

@@ -9,6 +9,7 @@
 //! request), the connection goes to the general hyper server with the
 //! bytes read so far ([`Handoff`]).
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -50,11 +51,10 @@ pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) ->
     crate::proxy::push_ip(&mut ip, peer.ip());
     let mut conn = Conn {
         ip,
-        buf: Vec::with_capacity(8 * 1024),
-        out: Vec::with_capacity(4 * 1024),
-        rbuf: Vec::with_capacity(16 * 1024),
+        buf: Vec::new(),
+        out: Vec::new(),
+        rbuf: Vec::new(),
         pending: Vec::new(),
-        chunk: Vec::new(),
         slot: state.watch.slot(),
         state,
     };
@@ -69,7 +69,9 @@ pub async fn serve(state: Rc<Local>, mut client: TcpStream, peer: SocketAddr) ->
                 });
             }
         }
-        match conn.serve_one(&mut client).await {
+        // Boxed: the exchange's state is large, and an idle connection's
+        // task should not carry it.
+        match Box::pin(conn.serve_one(&mut client)).await {
             Next::KeepAlive => {}
             Next::Close => {
                 let _ = client.shutdown().await;
@@ -108,7 +110,37 @@ enum Next {
     General,
 }
 
-/// One client connection's state and buffers (reused across requests).
+/// Buffers lent to connections while they read and serve a request, so an
+/// idle keep-alive connection holds none: a worker keeps about as many as
+/// it has requests in flight, not a set per connection.
+#[derive(Default)]
+pub struct Buffers(RefCell<Vec<Vec<u8>>>);
+
+/// Buffers a worker keeps for reuse, and the largest one kept.
+const POOLED: usize = 256;
+const POOLED_MAX: usize = 64 * 1024;
+
+impl Buffers {
+    /// An empty buffer, with room from an earlier request when one is free.
+    pub fn take(&self) -> Vec<u8> {
+        self.0.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Takes a buffer back (its bytes are dropped).
+    pub fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > POOLED_MAX {
+            return;
+        }
+        buf.clear();
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < POOLED {
+            pool.push(buf);
+        }
+    }
+}
+
+/// One client connection's state; its buffers are borrowed from the
+/// worker's [`Buffers`] while it has a request.
 struct Conn {
     state: Rc<Local>,
     /// The client's address as text (limiter keys, `X-Forwarded-For`).
@@ -121,8 +153,6 @@ struct Conn {
     rbuf: Vec<u8>,
     /// Client bytes that arrived while a response streamed.
     pending: Vec<u8>,
-    /// Room for a streamed body's reads (allocated at the first).
-    chunk: Vec<u8>,
     /// This connection's deadline.
     slot: Rc<Slot>,
 }
@@ -146,18 +176,27 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result
 }
 
 impl Conn {
-    /// Reads until `buf` holds a whole request the fast path takes.
+    /// Reads until `buf` holds a whole request head.
     async fn read_request(&mut self, client: &mut TcpStream) -> Read {
         self.buf.append(&mut self.pending);
-        let watch = &self.state.watch;
-        let mut head_armed = !self.buf.is_empty();
-        if head_armed {
-            self.slot.arm(HEAD_TIMEOUT, false);
-        } else if watch.draining() {
-            return Read::Closed;
-        } else {
+        if self.buf.is_empty() {
+            // Idle: wait for bytes without holding a buffer.
+            if self.state.watch.draining() {
+                return Read::Closed;
+            }
+            self.state.buffers.give(std::mem::take(&mut self.buf));
             self.slot.arm(IDLE_TIMEOUT, true);
+            let readable = tokio::select! {
+                biased;
+                readable = client.readable() => readable.is_ok(),
+                () = self.slot.expired() => false,
+            };
+            if !readable {
+                return Read::Closed;
+            }
+            self.buf = self.state.buffers.take();
         }
+        self.slot.arm(HEAD_TIMEOUT, false);
         loop {
             if head_end(&self.buf).is_some() {
                 break;
@@ -165,10 +204,6 @@ impl Conn {
             if self.buf.len() > MAX_HEAD {
                 self.slot.disarm();
                 return Read::General;
-            }
-            if !head_armed && !self.buf.is_empty() {
-                self.slot.arm(HEAD_TIMEOUT, false);
-                head_armed = true;
             }
             let read = tokio::select! {
                 biased;
@@ -184,8 +219,18 @@ impl Conn {
         Read::Ready
     }
 
-    /// Serves the request at the start of `buf` (its head is complete).
+    /// Serves the request at the start of `buf` (its head is complete),
+    /// with buffers borrowed for the exchange.
     async fn serve_one(&mut self, client: &mut TcpStream) -> Next {
+        self.out = self.state.buffers.take();
+        self.rbuf = self.state.buffers.take();
+        let next = self.serve_buffered(client).await;
+        self.state.buffers.give(std::mem::take(&mut self.out));
+        self.state.buffers.give(std::mem::take(&mut self.rbuf));
+        next
+    }
+
+    async fn serve_buffered(&mut self, client: &mut TcpStream) -> Next {
         loop {
             let buf = std::mem::take(&mut self.buf);
             let step = self.exchange(client, &buf).await;

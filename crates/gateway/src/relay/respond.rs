@@ -164,14 +164,15 @@ impl Conn {
             }
         };
         write(client, &self.out).await?;
-        if left > 0 && self.chunk.is_empty() {
-            self.chunk = vec![0u8; 16 * 1024];
+        if left == 0 {
+            return Ok(!extra);
         }
-        let mut chunk = std::mem::take(&mut self.chunk);
+        let mut chunk = self.state.buffers.take();
+        chunk.resize(16 * 1024, 0);
         let relayed = self
             .relay_rest(client, upstream, &mut chunk, framing, scanner, left)
             .await;
-        self.chunk = chunk;
+        self.state.buffers.give(chunk);
         Ok(relayed? && !extra)
     }
 
