@@ -268,6 +268,21 @@ async fn general(state: Rc<Local>, io: Rewind, peer: SocketAddr) {
     }
 }
 
+/// The span of a proxied request (both the fast path and hyper's).
+pub(crate) fn request_span(
+    method: &Method,
+    route: &'static str,
+    request_id: &HeaderValue,
+) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        service = "gateway",
+        method = %method,
+        route,
+        request_id = ?request_id,
+    )
+}
+
 /// The metrics route of a proxied path; `None` for the kit app's paths.
 pub(crate) fn proxied_route(path: &str) -> Option<&'static str> {
     if path.starts_with("/api/") {
@@ -362,13 +377,7 @@ impl Service<Request<Incoming>> for Edge {
             req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             let method = req.method().clone();
             let mut response = if let Some(route) = route {
-                let span = tracing::info_span!(
-                    "request",
-                    service = "gateway",
-                    method = %method,
-                    route,
-                    request_id = ?request_id,
-                );
+                let span = request_span(&method, route, &request_id);
                 Self::respond(&stacks, req).instrument(span).await?
             } else {
                 // The kit app observes its own requests.

@@ -41,19 +41,6 @@ pub struct Proxy {
     pub connect_timeout: Duration,
 }
 
-/// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -314,7 +301,10 @@ fn has_no_body(headers: &HeaderMap) -> bool {
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the (few) names instead of a lookup per hop-by-hop
     // header: most messages carry none of them.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    if !headers
+        .keys()
+        .any(|name| crate::wire::is_hop_by_hop(name.as_str(), &[]))
+    {
         return;
     }
     let listed: Vec<HeaderName> = headers
@@ -327,7 +317,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
+    for name in crate::wire::HOP_BY_HOP {
         headers.remove(name);
     }
 }

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tracing::Instrument as _;
 
-use crate::edge::{Local, proxied_route};
+use crate::edge::{Local, proxied_route, request_span};
 use crate::proxy::Failure;
 use crate::watch::Slot;
 
@@ -321,13 +321,7 @@ impl Conn {
             accepts_gzip: facts.accepts_gzip,
             close,
         };
-        let span = tracing::info_span!(
-            "request",
-            service = "gateway",
-            method = %method,
-            route,
-            request_id = ?request_id,
-        );
+        let span = request_span(&method, route, &request_id);
         let status = self.answer(client, &ask).instrument(span).await?;
         self.state.record(route, method, status, started);
         let next = if close { Next::Close } else { Next::KeepAlive };

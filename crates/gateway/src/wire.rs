@@ -14,7 +14,7 @@ pub const MAX_HEADERS: usize = 64;
 pub const MAX_GZIP: u64 = 8 * 1024 * 1024;
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
+pub const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
