@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bazaar_identity::{accounts, admin};
+use bazaar_identity::accounts::{self, admin};
 use bazaar_kit::Config;
 
 /// Environment variable holding the password with `--noinput`.

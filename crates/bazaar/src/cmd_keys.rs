@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use bazaar_identity::{admin, keys};
+use bazaar_identity::accounts::admin;
+use bazaar_identity::signing::keys;
 use bazaar_kit::Config;
 
 /// `keys` subcommands.

@@ -7,4 +7,7 @@ pub mod cmd_events;
 pub mod cmd_seed;
 pub mod platform;
 
+#[cfg(test)]
+mod events_table;
+
 pub use platform::{Running, build_service, migrate, start};

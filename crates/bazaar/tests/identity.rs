@@ -203,7 +203,9 @@ async fn registration(p: &TestPlatform) {
     assert_eq!(errors["email"][0], "This field is required.");
 
     // user.registered went to the outbox with the insert.
-    let db = bazaar_identity::admin::open(&p.config).await.expect("db");
+    let db = bazaar_identity::accounts::admin::open(&p.config)
+        .await
+        .expect("db");
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT data FROM outbox WHERE event_type = 'user.registered'")
             .fetch_all(db.pool())
@@ -435,8 +437,12 @@ async fn users_and_profile(p: &TestPlatform) {
 both_stores!(users_and_profile, users_sqlite, users_postgres);
 
 async fn signing_key(p: &TestPlatform) -> (String, EncodingKey) {
-    let db = bazaar_identity::admin::open(&p.config).await.expect("db");
-    let key = bazaar_identity::keys::signing_key(&db).await.expect("key");
+    let db = bazaar_identity::accounts::admin::open(&p.config)
+        .await
+        .expect("db");
+    let key = bazaar_identity::signing::keys::signing_key(&db)
+        .await
+        .expect("key");
     db.close().await;
     key
 }
@@ -545,7 +551,7 @@ async fn forged_tokens(p: &TestPlatform) {
     }
 
     // A key identity never issued, claiming identity's kid.
-    let foreign = bazaar_identity::keys::generate(t, Some(t)).expect("key");
+    let foreign = bazaar_identity::signing::keys::generate(t, Some(t)).expect("key");
     let foreign_key =
         EncodingKey::from_ed_der(&STANDARD.decode(&foreign.private_pkcs8).expect("der"));
     assert_401(
@@ -668,9 +674,11 @@ async fn key_rotation(p: &TestPlatform) {
 
     // Once the overlap window has passed (simulated by back-dating the
     // retirement), the old key is unpublished and its tokens refused.
-    let db = bazaar_identity::admin::open(&p.config).await.expect("db");
+    let db = bazaar_identity::accounts::admin::open(&p.config)
+        .await
+        .expect("db");
     sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
-        .bind(now() - bazaar_identity::keys::OVERLAP_SECS - 1)
+        .bind(now() - bazaar_identity::signing::keys::OVERLAP_SECS - 1)
         .bind(&old_kid)
         .execute(db.pool())
         .await

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use api::{get_list, list_requires_a_token, list_shows_own_newest_first_and_staff_may_filter};
 use bazaar_kit::db::Db;
-use bazaar_kit::events::{Bus, Envelope, inbox, outbox};
-use bazaar_kit::{Config, ServiceContext, ServiceName};
+use bazaar_kit::events::{Envelope, inbox, outbox};
+use bazaar_kit::{Config, ServiceName};
 use bazaar_notifications::store::{self, NotificationRow};
 use common::{Store, TestPlatform};
 use serde_json::{Value, json};
@@ -186,12 +186,7 @@ async fn duplicate_delivery_gives_one_notification_and_one_email(store: Store) {
     let db = notifications_db(&p).await;
     let (_, email, event) = user_registered(&unique("eve"));
     // The same envelope applied twice through the consumer's real path...
-    let ctx = ServiceContext::new(
-        ServiceName::Notifications,
-        p.config.clone(),
-        Bus::embedded(),
-    );
-    let sub = bazaar_notifications::handler(&ctx, Default::default())
+    let sub = bazaar_notifications::events::handler(Default::default())
         .expect("handler")
         .subscription();
     let first = inbox::apply(&db, &sub, &event).await.expect("first");

@@ -38,3 +38,5 @@ impl CatalogSettings {
         Duration::from_secs(self.reservation_ttl_secs.max(1))
     }
 }
+
+impl bazaar_kit::service::Section for CatalogSettings {}

@@ -19,6 +19,9 @@ pub enum CatalogError {
     /// A database failure.
     #[error("database: {0}")]
     Db(sqlx::Error),
+    /// A failure the client cannot fix (500); the cause is logged, never sent.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl CatalogError {
@@ -52,6 +55,7 @@ impl From<CatalogError> for Problem {
             CatalogError::Invalid(errors) => Problem::validation(errors),
             CatalogError::Conflict(detail) => Problem::conflict(detail),
             CatalogError::Db(e) => Problem::from(e),
+            CatalogError::Internal(cause) => Problem::internal(cause),
         }
     }
 }
@@ -59,5 +63,17 @@ impl From<CatalogError> for Problem {
 impl IntoResponse for CatalogError {
     fn into_response(self) -> Response {
         Problem::from(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_failures_are_500_without_their_cause() {
+        let problem = Problem::from(CatalogError::Internal("serializing: secret detail".into()));
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("secret"), "{}", problem.detail);
     }
 }

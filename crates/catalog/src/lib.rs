@@ -1,84 +1,67 @@
 //! The catalog service (see SPEC §3): categories, products, search, stock
-//! and stock reservations. Read it in this order: `lib.rs` → `routes/` →
-//! `domain/` → `store/` → `cache.rs` → `seed/`.
+//! and stock reservations. Read it in the template's order
+//! (docs/service-template.md): `lib.rs` → `routes/` → `domain/` → `store/`
+//! → `events/`, then `seed/`.
 
-pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod openapi;
 pub mod routes;
 pub mod seed;
+pub mod state;
 pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bazaar_kit::clock::now_millis;
 use bazaar_kit::db::Migrations;
-use bazaar_kit::events::outbox::now_millis;
-use bazaar_kit::{CancellationToken, Service, ServiceContext, ServiceName};
-use sqlx::migrate::Migrator;
+use bazaar_kit::service::periodic;
+use bazaar_kit::{Service, ServiceContext};
 
 pub use config::CatalogSettings;
-pub use store::Store;
+pub use state::AppState;
 
-use crate::cache::ReadCache;
-use crate::routes::AppState;
-
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+use crate::routes::cache::ReadCache;
 
 /// This service's schema, one folder per backend.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
+pub const MIGRATIONS: Migrations = bazaar_kit::migrations!();
 
 /// Builds the catalog service: its database (migrated), routes, the event
 /// relay and the reservation-expiry worker.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
-    let settings: CatalogSettings = ctx
-        .config
-        .section(ServiceName::Catalog)
-        .map_err(|e| anyhow::anyhow!("[catalog] settings: {e}"))?;
+    let settings: CatalogSettings = ctx.settings()?;
     let db = ctx.database(&MIGRATIONS).await?;
-    let cache = Arc::new(ReadCache::new(
-        settings.cache_capacity,
-        Duration::from_secs(settings.cache_ttl_secs.max(1)),
-    ));
+    let ttl = Duration::from_secs(settings.cache_ttl_secs.max(1));
+    let every = Duration::from_secs(settings.expiry_interval_secs.max(1));
     let state = AppState {
-        store: Store::new(db.clone()),
-        cache,
+        db: db.clone(),
+        cache: Arc::new(ReadCache::new(settings.cache_capacity, ttl)),
         settings: Arc::new(settings),
         bus: ctx.bus.clone(),
     };
-    let worker_state = state.clone();
-    let router = routes::router(state);
+    let sweeper = state.clone();
     Ok(ctx
-        .service(router)
+        .service(routes::router(state))
         .with_openapi(openapi::doc())
         .with_db(db)
-        .with_events(&ctx.bus, Vec::new())
-        .with_worker("reservation-expiry", move |token| {
-            Box::pin(expire_reservations(worker_state, token))
-        }))
+        .with_events(Vec::new())
+        .with_worker(
+            "reservation-expiry",
+            periodic(every, move || expire_reservations(sweeper.clone())),
+        ))
 }
 
-/// Returns the stock of reservations whose time ran out, every few seconds.
-async fn expire_reservations(state: AppState, token: CancellationToken) {
-    let every = Duration::from_secs(state.settings.expiry_interval_secs.max(1));
-    loop {
-        tokio::select! {
-            () = token.cancelled() => break,
-            () = tokio::time::sleep(every) => {}
+/// Returns the stock of reservations whose time ran out.
+async fn expire_reservations(state: AppState) {
+    match store::expire_reservations(&state.db, now_millis(), 100).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(released = n, "expired stock reservations released");
+            state.written();
         }
-        match state.store.expire_reservations(now_millis(), 100).await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(released = n, "expired stock reservations released");
-                state.written();
-            }
-            Err(e) => tracing::warn!(error = %e, "reservation expiry sweep failed"),
-        }
+        Err(e) => tracing::warn!(error = %e, "reservation expiry sweep failed"),
     }
 }

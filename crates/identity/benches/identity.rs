@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bazaar_identity::{domain, keys, store::users::UserRow, tokens};
+use bazaar_identity::signing::{keys, tokens};
+use bazaar_identity::{domain, store::users::UserRow};
 use bazaar_kit::auth::{API_AUDIENCE, Verifier};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -46,3 +46,9 @@ impl Settings {
         self
     }
 }
+
+impl bazaar_kit::service::Section for Settings {
+    fn check(self) -> Result<Self, String> {
+        Ok(self.sanitized())
+    }
+}

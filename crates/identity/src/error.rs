@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 use bazaar_kit::Problem;
 use bazaar_kit::error::FieldErrors;
 
-use crate::keys::KeyError;
+use crate::signing::keys::KeyError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -1,67 +1,39 @@
 //! The identity service (see SPEC §3): users with Django's rules, a JWT
 //! identity provider (Ed25519 keys in its database, JWKS, rotation), refresh
 //! rotation with reuse detection, OAuth2 client credentials for services,
-//! and login throttling. Read it in this order: `lib.rs` → `routes/` →
-//! `accounts.rs` → `domain/` → `keys.rs`/`tokens.rs` → `store/`.
+//! and login throttling. Read it in the template's order
+//! (docs/service-template.md): `lib.rs` → `routes/` → `accounts/` →
+//! `domain/` → `signing/` → `store/` → `events/`.
 
 pub mod accounts;
-pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod keys;
+pub mod events;
 mod openapi;
 pub mod routes;
+pub mod signing;
+pub mod state;
 pub mod store;
-pub mod tokens;
-
-use std::sync::Arc;
-use std::time::Duration;
 
 use bazaar_kit::db::Migrations;
-use bazaar_kit::events::Bus;
-use bazaar_kit::{Config, Db, Service, ServiceContext, ServiceName};
-use sqlx::migrate::Migrator;
+use bazaar_kit::{Service, ServiceContext};
 
 pub use config::Settings;
-
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+pub use state::AppState;
 
 /// This service's schema, one folder per backend.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
-
-/// What every handler shares.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// Identity's database.
-    pub db: Db,
-    /// For nudging the outbox relay after a commit.
-    pub bus: Bus,
-    /// Platform configuration (client secrets).
-    pub config: Arc<Config>,
-    /// Identity's own settings.
-    pub settings: Settings,
-}
-
-/// How often identity reloads its published keys into its own verifier (so
-/// a `bazaar keys rotate` from another process is seen without HTTP).
-const KEY_RELOAD: Duration = Duration::from_secs(2);
+pub const MIGRATIONS: Migrations = bazaar_kit::migrations!();
 
 /// Builds the identity service: its database (migrated), signing keys,
 /// routes and workers.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
+    let settings: Settings = ctx.settings()?;
     let db = ctx.database(&MIGRATIONS).await?;
-    keys::ensure(&db).await?;
-    ctx.verifier.set_keys(&keys::jwks(&db).await?).await;
-    let settings = ctx
-        .config
-        .section::<Settings>(ServiceName::Identity)
-        .map_err(|e| anyhow::anyhow!("[identity] settings: {e}"))?
-        .sanitized();
+    signing::keys::ensure(&db).await?;
+    ctx.verifier
+        .set_keys(&signing::keys::jwks(&db).await?)
+        .await;
     // The dummy hash for unknown users must exist before the first login,
     // or that login would be measurably slower.
     tokio::task::spawn_blocking(domain::password::warm_up).await?;
@@ -71,26 +43,11 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         config: ctx.config.clone(),
         settings,
     };
-    let router = routes::router(state);
-    let verifier = ctx.verifier.clone();
-    let key_db = db.clone();
+    let reload = signing::keys::reload_worker(db.clone(), ctx.verifier.clone());
     Ok(ctx
-        .service(router)
+        .service(routes::router(state))
         .with_db(db)
-        .with_events(&ctx.bus, Vec::new())
+        .with_events(Vec::new())
         .with_openapi(openapi::doc())
-        .with_worker("jwks-reload", move |token| {
-            Box::pin(async move {
-                loop {
-                    tokio::select! {
-                        () = token.cancelled() => break,
-                        () = tokio::time::sleep(KEY_RELOAD) => {}
-                    }
-                    match keys::jwks(&key_db).await {
-                        Ok(set) => verifier.set_keys(&set).await,
-                        Err(e) => tracing::warn!(error = %e, "cannot reload signing keys"),
-                    }
-                }
-            })
-        }))
+        .with_worker("jwks-reload", reload))
 }

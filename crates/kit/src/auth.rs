@@ -229,7 +229,7 @@ fn decoding_keys(jwks: &JwkSet) -> HashMap<String, DecodingKey> {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

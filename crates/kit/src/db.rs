@@ -224,17 +224,3 @@ pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
             .unwrap_or_else(|| db.message().to_string()),
     )
 }
-
-/// Now as RFC 3339 UTC with microseconds, the text form timestamps are stored in.
-pub fn now_rfc3339() -> String {
-    format_rfc3339(time::OffsetDateTime::now_utc())
-}
-
-/// Formats a timestamp the way the platform stores and shows it.
-pub fn format_rfc3339(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    t.format(&fmt).unwrap_or_default()
-}

@@ -184,7 +184,7 @@ fn slug(title: &str) -> String {
 
 /// Marks a response whose body the problem middleware must render.
 #[derive(Clone, Debug)]
-pub struct PendingProblem(pub Arc<Problem>);
+pub(crate) struct PendingProblem(pub Arc<Problem>);
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

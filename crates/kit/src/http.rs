@@ -166,7 +166,7 @@ async fn readiness(checks: Vec<crate::service::ReadinessCheck>) -> Response {
 /// The router behind a trailing-slash normaliser: `/api/v1/products/` and
 /// `/api/v1/products` reach the same route, and the client's original URI
 /// stays available as [`axum::extract::OriginalUri`] (for pagination links).
-pub fn into_service(router: Router) -> NormalizedApp {
+pub(crate) fn into_service(router: Router) -> NormalizedApp {
     tower::ServiceBuilder::new()
         .map_request(normalize_path as fn(Request) -> Request)
         .service(router)
@@ -379,6 +379,7 @@ pub async fn serve(
     options: HttpOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    service.check()?;
     let name = service.name;
     let custom = service.server.take();
     let app = into_service(app(&service, &options));

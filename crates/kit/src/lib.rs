@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -23,6 +24,24 @@ pub use config::{Config, Secret, ServiceName};
 pub use db::Db;
 pub use error::Problem;
 pub use service::{Service, ServiceContext};
+
+/// This service's migrations, one folder per backend
+/// (`migrations/sqlite`, `migrations/postgres` beside its `Cargo.toml`):
+///
+/// ```ignore
+/// pub const MIGRATIONS: bazaar_kit::db::Migrations = bazaar_kit::migrations!();
+/// ```
+#[macro_export]
+macro_rules! migrations {
+    () => {{
+        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("migrations/sqlite");
+        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("migrations/postgres");
+        $crate::db::Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }
+    }};
+}
 
 /// Re-exported so services name one cancellation type.
 pub use tokio_util::sync::CancellationToken;

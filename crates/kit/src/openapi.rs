@@ -32,7 +32,7 @@ impl Modify for BearerAuth {
 }
 
 /// HTTP methods an OpenAPI path item may hold, lowercase.
-pub const METHODS: [&str; 8] = [
+pub(crate) const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 

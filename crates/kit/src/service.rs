@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Verifier;
 use crate::config::{Config, ServiceName};
 use crate::db::{Db, DbError, Migrations};
-use crate::events::Bus;
+use crate::events::{Bus, Subscription};
 use crate::http::HttpOptions;
 
 /// A named readiness probe: `Ok` when the dependency answers.
@@ -36,6 +36,26 @@ pub struct ServerArgs {
     pub shutdown: CancellationToken,
 }
 
+/// A worker that calls `tick` every `period` until its token is cancelled
+/// (sweeps, reloads, pollers).
+pub fn periodic<F, Fut>(period: Duration, mut tick: F) -> Worker
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |token: CancellationToken| {
+        Box::pin(async move {
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => break,
+                    () = tokio::time::sleep(period) => {}
+                }
+                tick().await;
+            }
+        })
+    })
+}
+
 /// A server in place of the kit's default (axum) one; it must stop accepting
 /// when the token fires and return within the grace period.
 pub type Server = Box<dyn FnOnce(ServerArgs) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
@@ -57,9 +77,13 @@ pub struct Service {
     /// The service's OpenAPI document, served at `/openapi.json` (the
     /// gateway merges every service's into one).
     pub openapi: Option<utoipa::openapi::OpenApi>,
-    /// Its own server, when the default one is not enough (the gateway's
-    /// proxy fast path).
+    /// Its own server, when the default one is not enough.
     pub server: Option<Server>,
+    /// The bus its outbox relay and consumers use (set by
+    /// [`ServiceContext::service`]).
+    bus: Option<Bus>,
+    /// Subscriptions waiting for the database (see [`Service::with_events`]).
+    pending_events: Option<Vec<Subscription>>,
 }
 
 impl Service {
@@ -74,6 +98,8 @@ impl Service {
             verifier: None,
             openapi: None,
             server: None,
+            bus: None,
+            pending_events: None,
         }
     }
 
@@ -104,7 +130,44 @@ impl Service {
             }),
         ));
         self.db = Some(db);
+        self.wire_events();
         self
+    }
+
+    /// Wires the service into the event bus: its outbox relay publishes
+    /// what its store enqueues, and one consumer runs per subscription.
+    /// Before or after [`Service::with_db`], either order: the workers are
+    /// made once both the database and the subscriptions are known. A
+    /// service with events but no database fails to start
+    /// ([`Service::check`]).
+    pub fn with_events(mut self, subscriptions: Vec<Subscription>) -> Self {
+        self.pending_events
+            .get_or_insert_with(Vec::new)
+            .extend(subscriptions);
+        self.wire_events();
+        self
+    }
+
+    fn wire_events(&mut self) {
+        let (Some(db), Some(bus)) = (&self.db, &self.bus) else {
+            return;
+        };
+        if let Some(subscriptions) = self.pending_events.take() {
+            let workers = bus.workers(self.name, db, subscriptions);
+            self.workers.extend(workers);
+        }
+    }
+
+    /// Whether the service is complete: events asked for without a
+    /// database (or without a bus) are an error, not a silent no-op.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.pending_events.is_some() {
+            anyhow::bail!(
+                "{}: with_events needs a database (with_db) and a bus (ServiceContext::service)",
+                self.name
+            );
+        }
+        Ok(())
     }
 
     /// Adds a readiness probe.
@@ -123,6 +186,15 @@ impl Service {
     {
         self.workers.push((name.into(), Box::new(worker)));
         self
+    }
+}
+
+/// A service's own settings section, read by [`ServiceContext::settings`].
+pub trait Section: serde::de::DeserializeOwned + Default {
+    /// Checks the values read (and may normalise them); the error names
+    /// the key at fault.
+    fn check(self) -> Result<Self, String> {
+        Ok(self)
     }
 }
 
@@ -156,7 +228,19 @@ impl ServiceContext {
     pub fn service(&self, router: Router) -> Service {
         let mut service = Service::new(self.name, router);
         service.verifier = Some(self.verifier.clone());
+        service.bus = Some(self.bus.clone());
         service
+    }
+
+    /// This service's own settings (its `[<service>]` table beyond the
+    /// kit's keys), checked by [`Section::check`]. Every error reads
+    /// `[<service>] settings: <what is wrong>`.
+    pub fn settings<T: Section>(&self) -> anyhow::Result<T> {
+        self.config
+            .section::<T>(self.name)
+            .map_err(|e| e.to_string())
+            .and_then(T::check)
+            .map_err(|e| anyhow::anyhow!("[{}] settings: {e}", self.name.as_str()))
     }
 
     /// Opens and migrates this service's own database.
@@ -169,11 +253,6 @@ impl ServiceContext {
             self.config.db_max_connections,
         )
         .await
-    }
-
-    /// The base URL of another service.
-    pub fn url_of(&self, other: ServiceName) -> String {
-        self.config.url(other)
     }
 
     /// HTTP options from the configuration.

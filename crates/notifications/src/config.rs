@@ -2,8 +2,10 @@
 //! `BAZAAR_NOTIFICATIONS_*` env vars), as Django's `EMAIL_*` settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bazaar_kit::Secret;
+use bazaar_kit::clock::Backoff;
 use serde::Deserialize;
 
 /// Which email backend sends the mail (Django's `EMAIL_BACKEND`).
@@ -99,13 +101,13 @@ impl NotificationsSettings {
         })
     }
 
-    /// Delay before attempt `attempts + 1`, after `attempts` failed ones:
-    /// `retry_base_ms * 2^(attempts-1)`, capped at `retry_max_ms`.
-    pub fn backoff_ms(&self, attempts: i32) -> u64 {
-        let exp = attempts.saturating_sub(1).clamp(0, 30) as u32;
-        self.retry_base_ms
-            .saturating_mul(1u64 << exp)
-            .min(self.retry_max_ms)
+    /// The retry policy of a failed send: `retry_base_ms` doubling,
+    /// capped at `retry_max_ms`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.retry_base_ms),
+            Duration::from_millis(self.retry_max_ms),
+        )
     }
 
     /// How long a claimed notification stays reserved for one sender: past
@@ -143,11 +145,11 @@ mod tests {
             retry_max_ms: 1_000,
             ..Default::default()
         };
-        assert_eq!(s.backoff_ms(1), 100);
-        assert_eq!(s.backoff_ms(2), 200);
-        assert_eq!(s.backoff_ms(3), 400);
-        assert_eq!(s.backoff_ms(5), 1_000);
-        assert_eq!(s.backoff_ms(500), 1_000);
+        assert_eq!(s.backoff().delay_millis(1), 100);
+        assert_eq!(s.backoff().delay_millis(2), 200);
+        assert_eq!(s.backoff().delay_millis(3), 400);
+        assert_eq!(s.backoff().delay_millis(5), 1_000);
+        assert_eq!(s.backoff().delay_millis(500), 1_000);
     }
 
     #[test]
@@ -161,5 +163,12 @@ mod tests {
         assert_eq!(s.port(), 2525);
         s.max_attempts = 0;
         assert!(s.validate().is_err());
+    }
+}
+
+impl bazaar_kit::service::Section for NotificationsSettings {
+    fn check(self) -> Result<Self, String> {
+        self.validate()?;
+        Ok(self)
     }
 }

@@ -154,7 +154,7 @@ async fn create_staff(
     config: &Config,
     (username, password): &(String, String),
 ) -> anyhow::Result<()> {
-    use bazaar_identity::admin;
+    use bazaar_identity::accounts::admin;
     let db = admin::open(config).await?;
     let result = async {
         let user = admin::check_username(&db, username)

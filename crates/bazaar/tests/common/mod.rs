@@ -310,10 +310,10 @@ impl TestPlatform {
     /// createsuperuser` does) and logs it in through the gateway.
     pub async fn staff_user(&self, username: &str) -> TestUser {
         let password = format!("Staff-{username}-Pass-42");
-        let db = bazaar_identity::admin::open(&self.config)
+        let db = bazaar_identity::accounts::admin::open(&self.config)
             .await
             .expect("identity db");
-        bazaar_identity::admin::create_superuser(
+        bazaar_identity::accounts::admin::create_superuser(
             &db,
             bazaar_identity::domain::Username::parse(username).expect("username"),
             bazaar_identity::domain::Email::parse(&format!("{username}@example.com"))

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::AppState;
 use crate::domain::Slug;
 use crate::error::CatalogError;
+use crate::store;
 use crate::store::Category;
 
 /// Routes of this resource.
@@ -29,9 +30,9 @@ pub fn router() -> Router<AppState> {
               (status = 404, description = "no such page")))]
 #[tracing::instrument(skip_all)]
 async fn list(State(state): State<AppState>, mut pr: PageRequest) -> Result<Response, Problem> {
-    let count = state.store.count_categories().await?;
+    let count = store::count_categories(&state.db).await?;
     pr.resolve(count)?;
-    let results = state.store.list_categories(pr.limit(), pr.offset()).await?;
+    let results = store::list_categories(&state.db, pr.limit(), pr.offset()).await?;
     Ok(Json(pr.page(count, results)).into_response())
 }
 
@@ -74,7 +75,7 @@ async fn create(
         None => Slug::from_name(&name),
     }
     .map_err(|e| CatalogError::field("slug", e))?;
-    let category = state.store.create_category(&name, &slug).await?;
+    let category = store::create_category(&state.db, &name, &slug).await?;
     state.written();
     Ok((StatusCode::CREATED, Json(category)).into_response())
 }

@@ -16,6 +16,7 @@ use super::AppState;
 use crate::domain::Money;
 use crate::domain::reservation::{Outcome, ReserveBody};
 use crate::error::CatalogError;
+use crate::store;
 use crate::store::reservations::ReleaseKind;
 
 /// Most ids one lookup may ask for.
@@ -60,7 +61,7 @@ async fn lookup(
         )
         .into());
     }
-    let products = state.store.products_by_ids(&body.ids).await?;
+    let products = store::products_by_ids(&state.db, &body.ids).await?;
     let products: Vec<LookupProduct> = products
         .into_iter()
         .map(|p| LookupProduct {
@@ -85,7 +86,7 @@ async fn reserve(
     caller.require("catalog:reserve")?;
     let reservation = body.validate().map_err(CatalogError::Invalid)?;
     let ttl_ms = state.settings.reservation_ttl().as_millis() as i64;
-    let outcome = state.store.reserve(&reservation, ttl_ms).await?;
+    let outcome = store::reserve(&state.db, &reservation, ttl_ms).await?;
     let order_id = reservation.order_id;
     Ok(match outcome {
         Outcome::Reserved | Outcome::Committed => {
@@ -131,7 +132,7 @@ async fn commit(
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
     caller.require("catalog:reserve")?;
-    state.store.commit_reservation(&order_id).await?;
+    store::commit_reservation(&state.db, &order_id).await?;
     Ok(Json(json!({"order_id": order_id, "status": "committed"})).into_response())
 }
 
@@ -142,11 +143,7 @@ async fn release(
     Path(order_id): Path<String>,
 ) -> Result<Response, Problem> {
     caller.require("catalog:reserve")?;
-    if state
-        .store
-        .release_reservation(&order_id, ReleaseKind::Requested)
-        .await?
-    {
+    if store::release_reservation(&state.db, &order_id, ReleaseKind::Requested).await? {
         state.written();
     }
     Ok(Json(json!({"order_id": order_id, "status": "released"})).into_response())

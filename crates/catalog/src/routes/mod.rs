@@ -1,43 +1,19 @@
 //! HTTP routes: the public catalog API and the internal reservation API.
 
+pub mod cache;
 pub mod categories;
 pub mod internal;
 pub mod products;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use bazaar_kit::events::Bus;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::cache::ReadCache;
-use crate::config::CatalogSettings;
+pub use crate::state::AppState;
+
 use crate::error::CatalogError;
-use crate::store::Store;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// Storage.
-    pub store: Store,
-    /// Read cache.
-    pub cache: Arc<ReadCache>,
-    /// Settings.
-    pub settings: Arc<CatalogSettings>,
-    /// Event bus (nudged after a commit that wrote events).
-    pub bus: Bus,
-}
-
-impl AppState {
-    /// After a committed write: drop cached pages, wake the outbox relay.
-    pub fn written(&self) {
-        self.cache.invalidate();
-        self.bus.nudge();
-    }
-}
 
 /// Every catalog route.
 pub fn router(state: AppState) -> Router {
@@ -52,7 +28,7 @@ pub fn router(state: AppState) -> Router {
 pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Result<Bytes, CatalogError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
-        .map_err(|e| CatalogError::Conflict(format!("serialization: {e}")))
+        .map_err(|e| CatalogError::Internal(format!("serializing a response: {e}")))
 }
 
 /// A 200 `application/json` response from serialized bytes.

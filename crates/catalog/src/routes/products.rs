@@ -14,6 +14,7 @@ use bazaar_kit::pagination::{Page, PageRequest};
 use super::{AppState, json_bytes, to_bytes};
 use crate::domain::{Ordering, ProductBody, ProductFilter};
 use crate::error::CatalogError;
+use crate::store;
 use crate::store::Product;
 use crate::store::products::invalid_category;
 
@@ -78,7 +79,7 @@ async fn list(
     let filter = ProductFilter::parse(&query_map(url.query())).map_err(CatalogError::Invalid)?;
     let mut pr = PageRequest::from_url(url)?;
     let category_id = match filter.category.as_deref() {
-        Some(slug) => Some(state.store.category_id(slug).await?.ok_or_else(|| {
+        Some(slug) => Some(store::category_id(&state.db, slug).await?.ok_or_else(|| {
             CatalogError::field(
                 "category",
                 format!(
@@ -89,15 +90,16 @@ async fn list(
         })?),
         None => None,
     };
-    let count = state
-        .store
-        .count_products(&filter, category_id.as_deref())
-        .await?;
+    let count = store::count_products(&state.db, &filter, category_id.as_deref()).await?;
     pr.resolve(count)?;
-    let results = state
-        .store
-        .list_products(&filter, category_id.as_deref(), pr.limit(), pr.offset())
-        .await?;
+    let results = store::list_products(
+        &state.db,
+        &filter,
+        category_id.as_deref(),
+        pr.limit(),
+        pr.offset(),
+    )
+    .await?;
     let body = to_bytes(&pr.page(count, results))?;
     state.cache.insert(generation, key, body.clone()).await;
     Ok(json_bytes(body))
@@ -117,9 +119,7 @@ async fn detail(
     if let Some(body) = state.cache.get(generation, &key).await {
         return Ok(json_bytes(body));
     }
-    let product = state
-        .store
-        .product(&id)
+    let product = store::product(&state.db, &id)
         .await?
         .ok_or(CatalogError::NotFound)?;
     let body = to_bytes(&product)?;
@@ -142,7 +142,7 @@ async fn create(
     Json(body): Json<ProductBody>,
 ) -> Result<Response, Problem> {
     let patch = body.validate(true).map_err(CatalogError::Invalid)?;
-    let product = state.store.create_product(patch).await?;
+    let product = store::create_product(&state.db, patch).await?;
     state.written();
     Ok((StatusCode::CREATED, Json(product)).into_response())
 }
@@ -194,11 +194,11 @@ async fn write(
     full: bool,
 ) -> Result<Response, Problem> {
     // A missing product is a 404 before any validation error, as in DRF.
-    if state.store.product(id).await?.is_none() {
+    if store::product(&state.db, id).await?.is_none() {
         return Err(CatalogError::NotFound.into());
     }
     let patch = body.validate(full).map_err(CatalogError::Invalid)?;
-    let result = state.store.update_product(id, patch).await;
+    let result = store::update_product(&state.db, id, patch).await;
     if result.is_ok() {
         state.written();
     }
@@ -219,7 +219,7 @@ async fn remove(
     _staff: StaffUser,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    state.store.delete_product(&id).await?;
+    store::delete_product(&state.db, &id).await?;
     state.written();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

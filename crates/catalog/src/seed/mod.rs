@@ -6,7 +6,8 @@
 pub mod data;
 
 use bazaar_kit::Db;
-use bazaar_kit::db::{Backend, format_rfc3339};
+use bazaar_kit::clock::format_rfc3339;
+use bazaar_kit::db::Backend;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments};

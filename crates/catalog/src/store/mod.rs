@@ -1,4 +1,4 @@
-//! The catalog's SQL, in one place. Every query runs on SQLite and
+//! The catalog's SQL, in one place: free functions over `&Db`. Every query runs on SQLite and
 //! PostgreSQL through the kit's `AnyPool`; the few dialect differences
 //! (full-text search, collation) are switched on [`Backend`].
 
@@ -12,39 +12,21 @@ use sqlx::any::AnyArguments;
 use sqlx::query::{QueryAs, QueryScalar};
 use sqlx::{Any, Transaction};
 
-pub use categories::Category;
-pub use products::Product;
+pub use categories::{Category, category_id, count_categories, create_category, list_categories};
+pub use products::{
+    Product, count_products, create_product, delete_product, list_products, product,
+    products_by_ids, update_product,
+};
+pub use reservations::{commit_reservation, expire_reservations, release_reservation, reserve};
 
-/// The catalog's storage.
-#[derive(Clone, Debug)]
-pub struct Store {
-    db: Db,
-}
-
-impl Store {
-    /// Storage over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
-    /// The database.
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    fn backend(&self) -> Backend {
-        self.db.backend()
-    }
-
-    /// Starts a transaction that will write. On SQLite it is `BEGIN
-    /// IMMEDIATE`: the write lock is taken up front, where the busy timeout
-    /// applies, so concurrent writers queue instead of failing with
-    /// "database is locked" when a statement upgrades a read lock.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        match self.backend() {
-            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.db.pool().begin().await,
-        }
+/// Starts a transaction that will write. On SQLite it is `BEGIN
+/// IMMEDIATE`: the write lock is taken up front, where the busy timeout
+/// applies, so concurrent writers queue instead of failing with
+/// "database is locked" when a statement upgrades a read lock.
+pub(crate) async fn begin_write(db: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    match db.backend() {
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => db.pool().begin().await,
     }
 }
 

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ClientIp, UserOut};
+use crate::AppState;
 use crate::accounts;
 use crate::domain::username::fold;
 use crate::error::{IdentityError, Result};
+use crate::signing::tokens;
 use crate::store::{self, epoch, refresh::NewRefresh};
-use crate::{AppState, tokens};
 
 /// `POST /register/` body. Other fields (`is_staff`, ...) are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -143,7 +144,7 @@ pub async fn token(
         return Err(IdentityError::BadCredentials);
     };
     store::throttle::clear(state.db.pool(), &user_key).await?;
-    store::users::touch_login(state.db.pool(), &user.id, &bazaar_kit::db::now_rfc3339()).await?;
+    store::users::touch_login(state.db.pool(), &user.id, &bazaar_kit::clock::now_rfc3339()).await?;
     let now = epoch();
     let access = tokens::sign(
         &state.db,

@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use bazaar_kit::extract::{Json, RequestUrl};
 use serde_json::json;
 
+use crate::AppState;
 use crate::error::Result;
-use crate::{AppState, keys};
+use crate::signing::keys;
 
 /// The public signing keys: active, next and recently retired.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity", responses((status = 200, description = "JWK set")))]

@@ -35,7 +35,7 @@ impl Envelope {
             event_type: event_type.to_string(),
             version,
             source: source.as_str().to_string(),
-            occurred_at: crate::db::now_rfc3339(),
+            occurred_at: crate::clock::now_rfc3339(),
             traceparent: None,
             data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::db::{Db, now_rfc3339};
-use crate::events::outbox::backoff_millis;
+use crate::clock::{Backoff, now_rfc3339};
+use crate::db::Db;
 use crate::events::{Envelope, HandlerError, Subscription};
 
 /// Attempts before an event is dead-lettered.
@@ -69,7 +69,7 @@ pub async fn apply(db: &Db, sub: &Subscription, event: &Envelope) -> Result<Outc
 /// [`apply`] with retries (exponential backoff with jitter); after
 /// [`MAX_ATTEMPTS`] the event is dead-lettered. Errors only when even the
 /// dead-letter write fails (the broker will redeliver).
-pub async fn deliver(
+pub(crate) async fn deliver(
     db: &Db,
     sub: &Subscription,
     event: &Envelope,
@@ -88,7 +88,7 @@ pub async fn deliver(
                 tracing::warn!(consumer = %sub.consumer, event_id = %event.id, event_type = %event.event_type, attempt, error = %e, "handler failed");
                 last_error = e.0;
                 if attempt < MAX_ATTEMPTS {
-                    let wait = backoff_millis(attempt).max(0) as u64;
+                    let wait = Backoff::EVENTS.delay_millis(i64::from(attempt)).max(0) as u64;
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
             }
@@ -99,7 +99,7 @@ pub async fn deliver(
 }
 
 /// Stores an event a consumer gave up on.
-pub async fn dead_letter(
+pub(crate) async fn dead_letter(
     db: &Db,
     consumer: &str,
     event: &Envelope,

@@ -12,13 +12,13 @@
 //! * [`Bus`]: the backend, chosen by `BAZAAR_BROKER_URL` — `embedded`
 //!   (in-process, durable through outbox + inbox), RabbitMQ or NATS JetStream.
 
-pub mod amqp;
-pub mod embedded;
+mod amqp;
+mod embedded;
 pub mod envelope;
 pub mod inbox;
-pub mod nats;
+mod nats;
 pub mod outbox;
-pub mod relay;
+mod relay;
 
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub use envelope::Envelope;
 
 use crate::config::ServiceName;
 use crate::db::Db;
-use crate::service::{Service, Worker};
+use crate::service::Worker;
 
 /// Why a handler could not apply an event; it is retried with backoff and,
 /// after [`inbox::MAX_ATTEMPTS`], dead-lettered with this message.
@@ -250,26 +250,9 @@ impl Bus {
     }
 }
 
-impl Service {
-    /// Wires the service into the bus: publishes its outbox and runs its
-    /// consumers. Call after [`Service::with_db`].
-    pub fn with_events(mut self, bus: &Bus, subscriptions: Vec<Subscription>) -> Self {
-        let Some(db) = self.db.clone() else {
-            tracing::error!(
-                service = self.name.as_str(),
-                "with_events needs with_db first"
-            );
-            return self;
-        };
-        self.workers
-            .extend(bus.workers(self.name, &db, subscriptions));
-        self
-    }
-}
-
 /// Installs aws-lc-rs as the process's rustls provider, so a TLS broker
 /// URL cannot panic on "no process-level CryptoProvider".
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 

@@ -2,6 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
+use crate::clock::{Backoff, now_millis};
 use crate::db::Db;
 use crate::events::Envelope;
 
@@ -26,7 +27,7 @@ pub async fn enqueue(conn: &mut AnyConnection, event: &Envelope) -> Result<(), s
 
 /// A pending outbox row.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Row order.
     pub seq: i64,
     /// Publish attempts so far.
@@ -36,7 +37,7 @@ pub struct Pending {
 }
 
 /// Up to `limit` unpublished events whose retry time has come, oldest first.
-pub async fn due(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
+pub(crate) async fn due(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
     let now = now_millis();
     let rows = sqlx::query(
         "SELECT seq, id, event_type, version, source, occurred_at, traceparent, data, attempts \
@@ -67,8 +68,8 @@ pub async fn due(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
 }
 
 /// Marks rows published, in one statement (one commit) per batch.
-pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
-    let now = crate::db::now_rfc3339();
+pub(crate) async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    let now = crate::clock::now_rfc3339();
     for chunk in seqs.chunks(500) {
         let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
@@ -87,8 +88,13 @@ pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
 
 /// Records a failed publish and schedules the next try with exponential
 /// backoff (capped at 30 s).
-pub async fn mark_failed(db: &Db, seq: i64, attempts: i32, error: &str) -> Result<(), sqlx::Error> {
-    let delay = backoff_millis(attempts + 1);
+pub(crate) async fn mark_failed(
+    db: &Db,
+    seq: i64,
+    attempts: i32,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let delay = Backoff::EVENTS.delay_millis(i64::from(attempts) + 1);
     sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
         .bind(now_millis() + delay)
         .bind(error)
@@ -99,21 +105,8 @@ pub async fn mark_failed(db: &Db, seq: i64, attempts: i32, error: &str) -> Resul
 }
 
 /// Unpublished rows (the `/metrics` backlog gauge).
-pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
+pub(crate) async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(db.pool())
         .await
-}
-
-/// Exponential backoff with jitter: 100 ms · 2^(attempt-1), capped at 30 s.
-pub fn backoff_millis(attempt: i32) -> i64 {
-    let exp = attempt.clamp(1, 20) - 1;
-    let base = 100i64.saturating_mul(1i64 << exp).min(30_000);
-    let jitter = rand::random_range(0..=base / 4);
-    base + jitter
-}
-
-/// Milliseconds since the epoch.
-pub fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

@@ -19,7 +19,7 @@ pub fn format(email: &OutgoingEmail) -> String {
         email.from,
         email.to,
         email.subject,
-        bazaar_kit::db::now_rfc3339(),
+        bazaar_kit::clock::now_rfc3339(),
         email.text.trim_end(),
         email.html.len(),
     )

@@ -4,6 +4,7 @@
 mod console;
 mod file;
 pub mod memory;
+pub mod sender;
 mod smtp;
 
 use std::path::Path;

@@ -5,6 +5,7 @@
 //! creates nothing.
 
 mod contracts;
+pub mod directory;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use bazaar_kit::events::{Envelope, Handler, HandlerError, Subscription};
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use crate::directory::Directory;
+use self::directory::Directory;
 use crate::domain::render::{LineContext, OrderContext, Templates, WelcomeContext};
 use crate::domain::{Kind, Rendered, reason_in_words};
 use crate::store::{self, NewNotification, Recipient};
@@ -21,6 +22,9 @@ use contracts::{OrderEvent, UserRegistered};
 /// The consumer name (inbox key, broker queue).
 pub const CONSUMER: &str = "notifications";
 
+/// Event types this service publishes: none.
+pub const PUBLISHED: &[&str] = &[];
+
 /// Event types this service consumes.
 pub const TYPES: &[&str] = &[
     "user.registered",
@@ -28,6 +32,18 @@ pub const TYPES: &[&str] = &[
     "order.rejected",
     "order.cancelled",
 ];
+
+/// The event handler of this service, for `Service::with_events` (and for
+/// tests that apply an event by hand through the kit's inbox); it wakes the
+/// sender through `wake`.
+pub fn handler(wake: Arc<tokio::sync::Notify>) -> anyhow::Result<NotificationHandler> {
+    let templates = Templates::load().map_err(|e| anyhow::anyhow!("email templates: {e}"))?;
+    Ok(NotificationHandler::new(
+        Arc::new(templates),
+        Directory::local_only(),
+        wake,
+    ))
+}
 
 /// Turns events into pending notifications.
 #[derive(Clone)]

@@ -1,16 +1,10 @@
-//! HTTP routes.
+//! HTTP routes, one module per resource.
 
-mod notifications;
+pub mod notifications;
 
 use axum::Router;
-use bazaar_kit::Db;
 
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The service's database.
-    pub db: Db,
-}
+use crate::AppState;
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
@@ -18,5 +12,3 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .with_state(state)
 }
-
-pub use notifications::{ApiDoc, NotificationView};

@@ -6,7 +6,6 @@ use axum::routing::get;
 use bazaar_kit::Problem;
 use bazaar_kit::auth::AuthUser;
 use bazaar_kit::extract::{Json, Query};
-use bazaar_kit::openapi::BearerAuth;
 use bazaar_kit::pagination::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
@@ -115,13 +114,3 @@ async fn list(
     let results = rows.into_iter().map(NotificationView::from).collect();
     Ok(Json(page.page(count, results)))
 }
-
-/// The service's OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list),
-    components(schemas(NotificationView)),
-    modifiers(&BearerAuth),
-    tags((name = "notifications", description = "The email log"))
-)]
-pub struct ApiDoc;

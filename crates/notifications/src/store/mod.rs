@@ -1,7 +1,7 @@
 //! The SQL, in one place. Runs on SQLite and PostgreSQL through `AnyPool`.
 
 use bazaar_kit::Db;
-use bazaar_kit::db::now_rfc3339;
+use bazaar_kit::clock::now_rfc3339;
 use sqlx::AnyConnection;
 
 use crate::domain::{Kind, Rendered, Status};

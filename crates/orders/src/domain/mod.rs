@@ -1,5 +1,6 @@
 //! Order types and rules; no HTTP, no SQL.
 
+pub mod order;
 pub mod request;
 
 use serde::{Deserialize, Serialize};

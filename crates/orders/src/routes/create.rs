@@ -10,7 +10,8 @@ use bazaar_kit::Problem;
 use bazaar_kit::ServiceName;
 use bazaar_kit::auth::AuthUser;
 use bazaar_kit::client::CallOptions;
-use bazaar_kit::db::{now_rfc3339, unique_violation};
+use bazaar_kit::clock::now_rfc3339;
+use bazaar_kit::db::unique_violation;
 use bazaar_kit::extract::{Json, parse_json};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,10 +19,11 @@ use serde_json::{Value, json};
 use super::traced;
 use super::view::OrderView;
 use crate::AppState;
+use crate::domain::order::{NewOrder, Priced};
 use crate::domain::request::{CreateOrder, Draft};
 use crate::domain::{Status, canonical_json};
 use crate::error::OrdersError;
-use crate::store::{self, Change, LineRow, Order, OrderRow, idempotency};
+use crate::store::{self, Change, Order, idempotency};
 
 #[derive(Deserialize)]
 struct Lookup {
@@ -137,8 +139,9 @@ fn json_response(status: StatusCode, body: String, replayed: bool) -> Response {
     response
 }
 
-/// The order with the catalog's current names and prices; unknown products
-/// are a 400 naming them; catalog down is a 503 and nothing is stored.
+/// The order with the catalog's current names and prices, built by the
+/// domain ([`NewOrder::price`]): unknown products and mixed currencies are
+/// 400s naming them; catalog down is a 503 and nothing is stored.
 async fn price(
     state: &AppState,
     headers: &HeaderMap,
@@ -168,61 +171,19 @@ async fn price(
             }
             other => other,
         })?;
-    let known: BTreeMap<String, Product> = lookup
+    let catalog: BTreeMap<String, Priced> = lookup
         .products
         .into_iter()
         .filter_map(|p| {
             let id = uuid::Uuid::parse_str(&p.id).ok()?.to_string();
-            Some((id, p))
+            let priced = Priced {
+                name: p.name,
+                price_cents: p.price_cents,
+                currency: p.currency,
+            };
+            Some((id, priced))
         })
         .collect();
-    let unknown: Vec<&str> = ids
-        .iter()
-        .copied()
-        .filter(|id| !known.contains_key(*id))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Problem::field(
-            "items",
-            format!("Unknown product(s): {}.", unknown.join(", ")),
-        )
-        .into());
-    }
-    let mut lines = Vec::with_capacity(draft.lines.len());
-    let mut currency: Option<&str> = None;
-    for (id, quantity) in &draft.lines {
-        let p = &known[id];
-        if currency.is_some_and(|c| c != p.currency) {
-            return Err(Problem::field(
-                "items",
-                "All products of an order must share one currency.",
-            )
-            .into());
-        }
-        currency = Some(&p.currency);
-        lines.push(LineRow {
-            product_id: id.clone(),
-            name: p.name.clone(),
-            unit_price_cents: p.price_cents,
-            quantity: *quantity,
-            line_total_cents: p.price_cents.saturating_mul(*quantity),
-        });
-    }
-    let now = now_rfc3339();
-    let row = OrderRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        user_id: user.id.clone(),
-        status: Status::Pending.as_str().into(),
-        status_reason: None,
-        total_cents: lines.iter().map(|l| l.line_total_cents).sum(),
-        currency: currency.unwrap_or("USD").to_string(),
-        payment_token: draft.payment_token.clone(),
-        shipping_address: serde_json::to_string(&draft.address).map_err(Problem::internal)?,
-        compensate: 0,
-        attempts: 0,
-        charge_attempts: 0,
-        created_at: now.clone(),
-        updated_at: now,
-    };
-    Ok(Order { row, lines })
+    let new = NewOrder::price(draft, &user.id, &catalog).map_err(Problem::validation)?;
+    Ok(Order::from_new(new, now_rfc3339()).map_err(Problem::internal)?)
 }

@@ -95,9 +95,11 @@ pub async fn cancel(
 ) -> Result<Json<OrderView>, OrdersError> {
     let order = visible(&state, &user, &id).await?;
     if !order.status().cancellable() {
-        return Err(
-            Problem::conflict(format!("The order is already {}.", order.row.status)).into(),
-        );
+        return Err(Problem::conflict(format!(
+            "The order is already {}.",
+            order.status().as_str()
+        ))
+        .into());
     }
     let reason = if order.row.user_id == user.id {
         "cancelled_by_customer"
@@ -112,7 +114,9 @@ pub async fn cancel(
         publish: true,
     };
     if state.saga.apply(&order, &t).await?.is_none() {
-        let now = store::get(&state.db, &id).await?.map(|o| o.row.status);
+        let now = store::get(&state.db, &id)
+            .await?
+            .map(|o| o.status().as_str());
         return Err(Problem::conflict(format!(
             "The order is already {}.",
             now.unwrap_or_default()

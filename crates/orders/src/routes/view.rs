@@ -83,7 +83,7 @@ impl OrderView {
         Self {
             id: r.id.clone(),
             user_id: r.user_id.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_string(),
             status_reason: r.status_reason.clone(),
             items: order
                 .lines

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bazaar_kit::client::ClientError;
+use bazaar_kit::clock::Backoff;
 use bazaar_kit::events::Bus;
 use bazaar_kit::{CancellationToken, Db};
 use tokio::sync::{Semaphore, broadcast};
@@ -158,7 +159,7 @@ impl Saga {
             let Some(order) = store::get(db, id).await? else {
                 return Ok(());
             };
-            let step = match (order.status(), order.row.compensate == 1) {
+            let step = match (order.status(), order.row.compensate) {
                 (Status::Pending, _) => self.reserve(&order).await,
                 (Status::AwaitingPayment, _) => self.charge(&order).await,
                 (Status::Cancelled, true) => self.compensate(&order).await,
@@ -170,7 +171,7 @@ impl Saga {
                     return book::retry_later(db, id, ms, charge).await;
                 }
                 Err(StepError::Upstream(e)) => {
-                    let ms = backoff_ms(order.row.attempts + 1);
+                    let ms = STEP_BACKOFF.delay_millis(order.row.attempts + 1);
                     tracing::info!(order_id = %id, error = %e, retry_in_ms = ms, "saga step will be retried");
                     return book::retry_later(db, id, ms, false).await;
                 }
@@ -277,19 +278,16 @@ impl Saga {
     }
 }
 
-/// Delay before retrying a step after `attempt` transient failures: 200 ms
+/// Delay before retrying a step after transient failures: 200 ms
 /// doubling, capped at 5 s.
-pub fn backoff_ms(attempt: i64) -> i64 {
-    let exp = attempt.clamp(1, 10) - 1;
-    (200i64 << exp).min(5000)
-}
+pub const STEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(super::backoff_ms(1), 200);
-        assert_eq!(super::backoff_ms(2), 400);
-        assert_eq!(super::backoff_ms(30), 5000);
+    fn step_backoff_grows_and_caps() {
+        assert_eq!(super::STEP_BACKOFF.delay_millis(1), 200);
+        assert_eq!(super::STEP_BACKOFF.delay_millis(2), 400);
+        assert_eq!(super::STEP_BACKOFF.delay_millis(30), 5000);
     }
 }

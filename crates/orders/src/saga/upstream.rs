@@ -51,6 +51,15 @@ struct Outcome {
 }
 
 impl Upstream {
+    /// Calls through `client` with the timeouts of `settings`.
+    pub fn new(client: ServiceClient, settings: &crate::Settings) -> Self {
+        Self {
+            client,
+            catalog_timeout: Duration::from_millis(settings.catalog_timeout_ms),
+            charge_timeout: Duration::from_millis(settings.charge_timeout_ms),
+        }
+    }
+
     fn catalog_call(&self) -> CallOptions {
         CallOptions::idempotent().timeout(self.catalog_timeout)
     }

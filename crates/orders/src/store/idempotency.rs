@@ -2,7 +2,7 @@
 //! for the same request, kept at least 24 hours.
 
 use bazaar_kit::Db;
-use bazaar_kit::events::outbox::now_millis;
+use bazaar_kit::clock::now_millis;
 use sqlx::{AnyConnection, FromRow};
 
 /// How long keys are kept (48 h; SPEC asks for at least 24 h).

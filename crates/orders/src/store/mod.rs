@@ -3,24 +3,28 @@
 pub mod idempotency;
 pub mod saga;
 
-use bazaar_kit::db::now_rfc3339;
+use bazaar_kit::clock::now_millis;
+use bazaar_kit::clock::now_rfc3339;
 use bazaar_kit::events::Envelope;
-use bazaar_kit::events::outbox::{enqueue, now_millis};
+use bazaar_kit::events::outbox::enqueue;
 use bazaar_kit::{Db, ServiceName};
 use serde_json::json;
-use sqlx::{AnyConnection, AssertSqlSafe, FromRow};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow, Row};
 
+use crate::domain::order::NewOrder;
 use crate::domain::{Status, money};
+use crate::events;
 
 /// An order row.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct OrderRow {
     /// Id (UUIDv7).
     pub id: String,
     /// Owner.
     pub user_id: String,
-    /// Stored status name.
-    pub status: String,
+    /// Where the order is.
+    pub status: Status,
     /// Why it was rejected, if it was.
     pub status_reason: Option<String>,
     /// Sum of line totals, cents.
@@ -31,8 +35,8 @@ pub struct OrderRow {
     pub payment_token: String,
     /// Shipping address JSON.
     pub shipping_address: String,
-    /// 1 while a cancelled order still owes a refund/release.
-    pub compensate: i64,
+    /// Whether a cancelled order still owes a refund/release.
+    pub compensate: bool,
     /// Consecutive transient failures of the current step.
     pub attempts: i64,
     /// Charges that timed out so far.
@@ -78,10 +82,67 @@ pub struct Order {
     pub lines: Vec<LineRow>,
 }
 
+impl FromRow<'_, AnyRow> for OrderRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        let status = Status::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: format!("unknown order status {status:?}").into(),
+        })?;
+        let compensate: i64 = row.try_get("compensate")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            status,
+            status_reason: row.try_get("status_reason")?,
+            total_cents: row.try_get("total_cents")?,
+            currency: row.try_get("currency")?,
+            payment_token: row.try_get("payment_token")?,
+            shipping_address: row.try_get("shipping_address")?,
+            compensate: compensate != 0,
+            attempts: row.try_get("attempts")?,
+            charge_attempts: row.try_get("charge_attempts")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
 impl Order {
-    /// Parsed status (unknown text reads as pending, never panics).
+    /// The order as first stored, from the domain's [`NewOrder`].
+    pub fn from_new(new: NewOrder, now: String) -> Result<Self, serde_json::Error> {
+        let row = OrderRow {
+            id: new.id,
+            user_id: new.user_id,
+            status: new.status,
+            status_reason: None,
+            total_cents: new.total_cents,
+            currency: new.currency,
+            payment_token: new.payment_token,
+            shipping_address: serde_json::to_string(&new.address)?,
+            compensate: false,
+            attempts: 0,
+            charge_attempts: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let lines = new
+            .lines
+            .into_iter()
+            .map(|l| LineRow {
+                product_id: l.product_id,
+                name: l.name,
+                unit_price_cents: l.unit_price_cents,
+                quantity: l.quantity,
+                line_total_cents: l.line_total_cents,
+            })
+            .collect();
+        Ok(Order { row, lines })
+    }
+
+    /// Where the order is.
     pub fn status(&self) -> Status {
-        Status::parse(&self.row.status).unwrap_or(Status::Pending)
+        self.row.status
     }
 
     /// The `order.*` event payload of the contracts.
@@ -119,7 +180,7 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
     )
     .bind(&r.id)
     .bind(&r.user_id)
-    .bind(&r.status)
+    .bind(r.status.as_str())
     .bind(r.total_cents)
     .bind(&r.currency)
     .bind(&r.payment_token)
@@ -145,7 +206,7 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
     }
     history(conn, &r.id, Status::Pending, None, &r.created_at).await?;
     let event = Envelope::new(
-        "order.created",
+        events::ORDER_CREATED,
         1,
         ServiceName::Orders,
         order.event_data(Status::Pending, None),
@@ -299,9 +360,9 @@ pub async fn transition(
         return Ok(None);
     }
     history(&mut tx, &order.row.id, t.to, t.reason, &at).await?;
-    if t.publish {
+    if let Some(kind) = events::on_status(t.to).filter(|_| t.publish) {
         let event = Envelope::new(
-            &format!("order.{}", t.to.as_str()),
+            kind,
             1,
             ServiceName::Orders,
             order.event_data(t.to, t.reason),

@@ -1,7 +1,7 @@
 //! The saga's bookkeeping: which orders are due, and who drives each.
 
 use bazaar_kit::Db;
-use bazaar_kit::events::outbox::now_millis;
+use bazaar_kit::clock::now_millis;
 
 /// Ids of orders whose next saga step is due and that nobody drives.
 pub async fn due(db: &Db, limit: i64) -> Result<Vec<String>, sqlx::Error> {

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::domain::Status;
+use crate::domain::provider::Outcome;
 use crate::error::PaymentsError;
-use crate::provider::Outcome;
 use crate::store::{self, NewCharge};
 
 /// Routes of this module.
@@ -72,14 +73,14 @@ async fn charge(
         .await
     {
         Outcome::Succeeded => {
-            store::finish(&state.db, &payment, "succeeded", None).await?;
+            store::finish(&state.db, &payment, Status::Succeeded, None).await?;
             state.bus.nudge();
             Ok(Json(
                 json!({"payment_id": payment.id, "status": "succeeded"}),
             ))
         }
         Outcome::Declined(reason) => {
-            store::finish(&state.db, &payment, "declined", Some(&reason)).await?;
+            store::finish(&state.db, &payment, Status::Declined, Some(&reason)).await?;
             state.bus.nudge();
             Ok(Json(
                 json!({"payment_id": payment.id, "status": "declined", "reason": reason}),
@@ -94,9 +95,11 @@ async fn charge(
 
 /// The answer a final payment row gives, if it is final.
 fn recorded(p: &store::Payment) -> Option<Value> {
-    match p.status.as_str() {
-        "succeeded" | "refunded" => Some(json!({"payment_id": p.id, "status": p.status})),
-        "declined" => Some(json!({
+    match p.status {
+        Status::Succeeded | Status::Refunded => {
+            Some(json!({"payment_id": p.id, "status": p.status.as_str()}))
+        }
+        Status::Declined => Some(json!({
             "payment_id": p.id, "status": "declined", "reason": p.reason,
         })),
         _ => None,
@@ -119,17 +122,17 @@ async fn refund(
     let Some(payment) = store::by_order(&state.db, &req.order_id).await? else {
         return Ok(Json(json!({"status": "nothing_to_refund"})));
     };
-    match payment.status.as_str() {
-        "succeeded" => {
+    match payment.status {
+        Status::Succeeded => {
             store::refund(&state.db, &payment).await?;
             state.bus.nudge();
             Ok(Json(json!({"status": "refunded"})))
         }
-        "refunded" => Ok(Json(json!({"status": "refunded"}))),
-        "charging"
+        Status::Refunded => Ok(Json(json!({"status": "refunded"}))),
+        Status::Charging
             if payment
                 .charging_until
-                .is_some_and(|t| t > bazaar_kit::events::outbox::now_millis()) =>
+                .is_some_and(|t| t > bazaar_kit::clock::now_millis()) =>
         {
             // Its outcome is not known yet; refunding now could miss it.
             Err(PaymentsError::InProgress)

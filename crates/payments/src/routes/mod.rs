@@ -2,3 +2,15 @@
 
 pub mod internal;
 pub mod public;
+
+use axum::Router;
+
+use crate::AppState;
+
+/// Every payments route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(internal::router())
+        .merge(public::router())
+        .with_state(state)
+}

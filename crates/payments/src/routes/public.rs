@@ -94,9 +94,9 @@ async fn list(
         .map(|p| PaymentView {
             id: p.id,
             order_id: p.order_id,
-            amount: crate::money(p.amount_cents),
+            amount: crate::domain::money(p.amount_cents),
             currency: p.currency,
-            status: p.status,
+            status: p.status.as_str().to_string(),
             created_at: p.created_at,
         })
         .collect();

@@ -1,6 +1,8 @@
 //! Account use cases shared by the HTTP routes and `bazaar createsuperuser`:
 //! validating a new account and creating it with its `user.registered`
-//! event in one transaction.
+//! event in one transaction; `admin` holds the operator commands' side.
+
+pub mod admin;
 
 use bazaar_kit::error::FieldErrors;
 use bazaar_kit::events::{Envelope, outbox};
@@ -141,7 +143,7 @@ pub async fn create(
 ) -> Result<UserRow> {
     check_available(db, sign_up).await?;
     let id = uuid::Uuid::now_v7().to_string();
-    let date_joined = bazaar_kit::db::now_rfc3339();
+    let date_joined = bazaar_kit::clock::now_rfc3339();
     let new = NewUser {
         id: &id,
         username: sign_up.username.as_str(),
@@ -155,7 +157,7 @@ pub async fn create(
     let mut tx = db.pool().begin().await?;
     users::insert(&mut tx, &new).await.map_err(map_unique)?;
     let event = Envelope::new(
-        "user.registered",
+        crate::events::USER_REGISTERED,
         1,
         ServiceName::Identity,
         Registered {

@@ -9,7 +9,7 @@ use bazaar_kit::{Config, Db, ServiceName};
 use crate::accounts::{self, SignUp};
 use crate::domain::{Email, Username, password::UNUSABLE};
 use crate::error::IdentityError;
-use crate::keys::{self, Rotation};
+use crate::signing::keys::{self, Rotation};
 use crate::store::users::{self, UserRow};
 
 /// Opens (and migrates) identity's database as configured.

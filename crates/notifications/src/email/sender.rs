@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bazaar_kit::clock::now_millis;
 use bazaar_kit::{CancellationToken, Db};
 use futures::StreamExt;
 
@@ -30,10 +31,6 @@ pub struct Sender {
     pub settings: Arc<NotificationsSettings>,
     /// Woken by the event handler's caller so new rows go out at once.
     pub wake: Arc<tokio::sync::Notify>,
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl Sender {
@@ -65,7 +62,7 @@ impl Sender {
     /// One pass: claims and sends every due row (up to a batch). Returns how
     /// many rows it looked at.
     pub async fn pass(&self, token: &CancellationToken) -> Result<usize, sqlx::Error> {
-        let now = now_ms();
+        let now = now_millis();
         let due = store::due(&self.db, now, BATCH).await?;
         let n = due.len();
         futures::stream::iter(due)
@@ -87,7 +84,7 @@ impl Sender {
         if token.is_cancelled() {
             return Ok(());
         }
-        let now = now_ms();
+        let now = now_millis();
         if !store::claim(&self.db, &row.id, now, now + self.settings.lease_ms()).await? {
             return Ok(());
         }
@@ -120,8 +117,8 @@ impl Sender {
             Err(SendError { transient, message }) => {
                 let max = i64::from(self.settings.max_attempts.max(1));
                 if transient && attempt < max {
-                    let wait = self.settings.backoff_ms(attempt as i32) as i64;
-                    store::schedule_retry(&self.db, &row.id, now_ms() + wait, &message).await?;
+                    let wait = self.settings.backoff().delay_millis(attempt);
+                    store::schedule_retry(&self.db, &row.id, now_millis() + wait, &message).await?;
                     metrics::counter!("notifications_retries_total").increment(1);
                     tracing::warn!(attempt, retry_in_ms = wait, error = %message, "sending failed; will retry");
                 } else {

@@ -144,3 +144,23 @@ pub fn jwk(kid: &str, x: &str) -> Jwk {
         }),
     }
 }
+
+/// How often identity reloads its published keys into its own verifier (so
+/// a `bazaar keys rotate` from another process is seen without HTTP).
+const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The worker that keeps `verifier` on the keys in `db`.
+pub fn reload_worker(
+    db: Db,
+    verifier: std::sync::Arc<bazaar_kit::auth::Verifier>,
+) -> bazaar_kit::service::Worker {
+    bazaar_kit::service::periodic(KEY_RELOAD, move || {
+        let (db, verifier) = (db.clone(), verifier.clone());
+        async move {
+            match jwks(&db).await {
+                Ok(set) => verifier.set_keys(&set).await,
+                Err(e) => tracing::warn!(error = %e, "cannot reload signing keys"),
+            }
+        }
+    })
+}

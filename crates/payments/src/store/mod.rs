@@ -1,10 +1,14 @@
 //! The payments service's SQL, in one place (runs on SQLite and PostgreSQL).
 
-use bazaar_kit::db::now_rfc3339;
+use bazaar_kit::clock::now_millis;
+use bazaar_kit::clock::now_rfc3339;
 use bazaar_kit::events::Envelope;
-use bazaar_kit::events::outbox::{enqueue, now_millis};
+use bazaar_kit::events::outbox::enqueue;
 use bazaar_kit::{Db, ServiceName};
 use serde_json::json;
+
+use crate::domain::{Status, money};
+use crate::events;
 // Dynamic SQL below is built from constant fragments only; values are bound.
 use sqlx::{AssertSqlSafe, FromRow};
 
@@ -23,8 +27,9 @@ pub struct Payment {
     pub currency: String,
     /// Test token given at the first charge.
     pub payment_token: String,
-    /// `pending|charging|succeeded|declined|failed|refunded`.
-    pub status: String,
+    /// Where the payment is.
+    #[sqlx(try_from = "String")]
+    pub status: Status,
     /// Decline reason or last error.
     pub reason: Option<String>,
     /// Millis until which a provider call owns the row.
@@ -105,18 +110,18 @@ fn event_data(p: &Payment, reason: Option<&str>) -> serde_json::Value {
     json!({
         "order_id": p.order_id,
         "payment_id": p.id,
-        "amount": crate::money(p.amount_cents),
+        "amount": money(p.amount_cents),
         "currency": p.currency,
         "reason": reason,
     })
 }
 
-/// Records the provider's final answer (`succeeded` or `declined`) and its
-/// event, in one transaction.
+/// Records the provider's final answer ([`Status::Succeeded`] or
+/// [`Status::Declined`]) and its event, in one transaction.
 pub async fn finish(
     db: &Db,
     p: &Payment,
-    status: &str,
+    status: Status,
     reason: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
@@ -124,19 +129,16 @@ pub async fn finish(
         "UPDATE payments SET status = $1, reason = $2, charging_until = NULL, updated_at = $3 \
          WHERE id = $4 AND status = 'charging'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .bind(now_rfc3339())
     .bind(&p.id)
     .execute(&mut *tx)
     .await?;
-    let event = Envelope::new(
-        &format!("payment.{status}"),
-        1,
-        ServiceName::Payments,
-        event_data(p, reason),
-    );
-    enqueue(&mut tx, &event).await?;
+    if let Some(kind) = events::on_status(status) {
+        let event = Envelope::new(kind, 1, ServiceName::Payments, event_data(p, reason));
+        enqueue(&mut tx, &event).await?;
+    }
     tx.commit().await
 }
 
@@ -179,7 +181,7 @@ pub async fn refund(db: &Db, p: &Payment) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
         let event = Envelope::new(
-            "payment.refunded",
+            events::PAYMENT_REFUNDED,
             1,
             ServiceName::Payments,
             event_data(p, None),

@@ -8,7 +8,7 @@ use bazaar_kit::Db;
 use bazaar_kit::auth::{API_AUDIENCE, Claims, ISSUER, SERVICE_AUDIENCE};
 use jsonwebtoken::{Algorithm, Header};
 
-use crate::keys::{self, KeyError};
+use crate::signing::keys::{self, KeyError};
 use crate::store::users::UserRow;
 
 /// Signs `claims` with the active key.
