@@ -77,8 +77,16 @@ pub struct Service {
     /// The service's OpenAPI document, served at `/openapi.json` (the
     /// gateway merges every service's into one).
     pub openapi: Option<utoipa::openapi::OpenApi>,
-    /// Its own server, when the default one is not enough.
+    /// Its own server, when the default one is not enough (the gateway's
+    /// per-core proxy server).
     pub server: Option<Server>,
+    /// The operator listener (bound by the platform from `admin_listen`):
+    /// `/metrics`, `/readyz` with details and [`Service::admin_routes`].
+    /// With one, the public port answers neither `/metrics` nor readiness
+    /// details.
+    pub admin: Option<tokio::net::TcpListener>,
+    /// Operator-only routes, served on the admin listener.
+    pub admin_routes: Router,
     /// The bus its outbox relay and consumers use (set by
     /// [`ServiceContext::service`]).
     bus: Option<Bus>,
@@ -98,6 +106,8 @@ impl Service {
             verifier: None,
             openapi: None,
             server: None,
+            admin: None,
+            admin_routes: Router::new(),
             bus: None,
             pending_events: None,
         }
@@ -112,6 +122,13 @@ impl Service {
     /// Serves the service with `server` instead of the kit's default one.
     pub fn with_server(mut self, server: Server) -> Self {
         self.server = Some(server);
+        self
+    }
+
+    /// Adds operator-only routes (served on the admin listener, never on
+    /// the public port).
+    pub fn with_admin_routes(mut self, routes: Router) -> Self {
+        self.admin_routes = self.admin_routes.merge(routes);
         self
     }
 
