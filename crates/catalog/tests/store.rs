@@ -44,13 +44,13 @@ async fn postgres() -> Option<Db> {
 }
 
 async fn product(store: &Db, sku: &str, stock: i64) -> String {
-    if catalog::category_id(&store, "test")
+    if catalog::category_id(store, "test")
         .await
         .expect("cat")
         .is_none()
     {
         let slug = bazaar_catalog::domain::Slug::parse("test").expect("slug");
-        catalog::create_category(&store, "Test", &slug)
+        catalog::create_category(store, "Test", &slug)
             .await
             .expect("category");
     }
@@ -63,7 +63,7 @@ async fn product(store: &Db, sku: &str, stock: i64) -> String {
         ..ProductBody::default()
     };
     let patch = body.validate(true).expect("valid");
-    catalog::create_product(&store, patch)
+    catalog::create_product(store, patch)
         .await
         .expect("created")
         .id
@@ -88,7 +88,7 @@ fn reservation(
 }
 
 async fn stock(store: &Db, id: &str) -> i64 {
-    catalog::product(&store, id)
+    catalog::product(store, id)
         .await
         .expect("read")
         .expect("exists")

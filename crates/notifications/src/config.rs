@@ -134,6 +134,13 @@ impl NotificationsSettings {
     }
 }
 
+impl bazaar_kit::service::Section for NotificationsSettings {
+    fn check(self) -> Result<Self, String> {
+        self.validate()?;
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,12 +170,5 @@ mod tests {
         assert_eq!(s.port(), 2525);
         s.max_attempts = 0;
         assert!(s.validate().is_err());
-    }
-}
-
-impl bazaar_kit::service::Section for NotificationsSettings {
-    fn check(self) -> Result<Self, String> {
-        self.validate()?;
-        Ok(self)
     }
 }
