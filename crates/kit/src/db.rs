@@ -188,7 +188,7 @@ impl Db {
     }
 
     /// Readiness probe: a trivial query within two seconds.
-    pub async fn ping(&self) -> Result<(), String> {
+    pub(crate) async fn ping(&self) -> Result<(), String> {
         let probe = sqlx::query("SELECT 1").execute(&self.pool);
         match tokio::time::timeout(Duration::from_secs(2), probe).await {
             Ok(Ok(_)) => Ok(()),
@@ -198,7 +198,7 @@ impl Db {
     }
 
     /// Pool gauges for `/metrics`.
-    pub fn record_pool_metrics(&self, service: &'static str) {
+    pub(crate) fn record_pool_metrics(&self, service: &'static str) {
         metrics::gauge!("db_pool_connections", "service" => service, "state" => "open")
             .set(f64::from(self.pool.size()));
         metrics::gauge!("db_pool_connections", "service" => service, "state" => "idle")

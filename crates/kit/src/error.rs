@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// DRF-style field errors: field name → messages.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
@@ -147,7 +147,7 @@ impl Problem {
     }
 
     /// The body, with the request's path and id.
-    pub fn to_body(&self, instance: &str, request_id: &str) -> serde_json::Value {
+    pub(crate) fn to_body(&self, instance: &str, request_id: &str) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
             map.insert("instance".into(), instance.into());

@@ -182,25 +182,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestUrl {
     }
 }
 
-/// The request id of the current request (set by the kit's middleware).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestId(
-            parts
-                .headers
-                .get(crate::http::REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-        ))
-    }
-}
-
 /// A tiny media-type check: `application/json` or `application/*+json`.
 mod mime_lite {
     pub struct Mime(String);

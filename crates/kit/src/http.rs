@@ -96,7 +96,7 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
 }
 
 /// Headers every response carries unless it set its own.
-pub const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
+pub(crate) const SECURITY_HEADERS: [(HeaderName, &str); 3] = [
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::REFERRER_POLICY, "no-referrer"),
@@ -236,7 +236,7 @@ pub fn request_id_of(headers: &axum::http::HeaderMap) -> HeaderValue {
 
 /// Whether a client's `X-Request-ID` is echoed: 1–200 visible ASCII
 /// characters.
-pub fn is_sane_request_id(value: &[u8]) -> bool {
+pub(crate) fn is_sane_request_id(value: &[u8]) -> bool {
     !value.is_empty() && value.len() <= 200 && value.iter().all(u8::is_ascii_graphic)
 }
 
@@ -256,7 +256,7 @@ pub fn id_bytes<const N: usize>() -> [u8; N] {
 
 /// A new request id: a UUIDv7 from the clock and the thread's generator (no
 /// system call per request).
-pub fn new_request_id() -> HeaderValue {
+pub(crate) fn new_request_id() -> HeaderValue {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

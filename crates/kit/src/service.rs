@@ -187,15 +187,6 @@ impl Service {
         Ok(())
     }
 
-    /// Adds a readiness probe.
-    pub fn with_ready_check<F>(mut self, name: &str, check: F) -> Self
-    where
-        F: Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync + 'static,
-    {
-        self.readiness.push((name.into(), Arc::new(check)));
-        self
-    }
-
     /// Adds a background worker.
     pub fn with_worker<F>(mut self, name: &str, worker: F) -> Self
     where

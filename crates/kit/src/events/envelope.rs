@@ -41,12 +41,6 @@ impl Envelope {
         }
     }
 
-    /// Attaches the causing request's trace context.
-    pub fn with_traceparent(mut self, traceparent: Option<String>) -> Self {
-        self.traceparent = traceparent;
-        self
-    }
-
     /// The payload as a consumer's own contract type.
     pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, HandlerError> {
         serde_json::from_value(self.data.clone()).map_err(HandlerError::from)
