@@ -9,5 +9,7 @@ pub mod platform;
 
 #[cfg(test)]
 mod events_table;
+#[cfg(test)]
+mod migration_parity;
 
 pub use platform::{Running, build_service, migrate, start};
