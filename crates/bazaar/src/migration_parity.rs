@@ -168,33 +168,12 @@ fn index(table: &str, columns: &[String], unique: bool) -> String {
     )
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-async fn postgres_reachable() -> bool {
-    let ok = matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect("127.0.0.1:5432")
-        )
-        .await,
-        Ok(Ok(_))
-    );
-    if !ok {
-        assert!(!in_ci(), "PostgreSQL is required under CI=true");
-        eprintln!("\n!!!!!!!! SKIPPED: PostgreSQL not reachable at 127.0.0.1:5432 !!!!!!!!\n");
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_migrations_agree() {
-    if !postgres_reachable().await {
+    if !bazaar_kit::testing::server_available("PostgreSQL", "127.0.0.1:5432").await {
         return;
     }
-    let server = std::env::var("BAZAAR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let server = bazaar_kit::testing::postgres_url();
     let dir = tempfile::tempdir().expect("tempdir");
     let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
     let checks = ServiceName::ALL.into_iter().filter_map(|name| {

@@ -21,21 +21,14 @@ async fn sqlite() -> (Db, tempfile::TempDir) {
 }
 
 async fn postgres() -> Option<Db> {
-    let ok = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect("127.0.0.1:5432"),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("PostgreSQL is required under CI=true");
-        }
-        eprintln!("\n!!!!!!!! SKIPPED: PostgreSQL not reachable at 127.0.0.1:5432 !!!!!!!!\n");
+    if !bazaar_kit::testing::server_available("PostgreSQL", "127.0.0.1:5432").await {
         return None;
     }
-    let name = format!("bzc_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let name = format!(
+        "bzt_{}_catalog",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let url = format!("{}/{name}", bazaar_kit::testing::postgres_url());
     Some(
         Db::connect(&url, &MIGRATIONS, Duration::from_secs(5))
             .await

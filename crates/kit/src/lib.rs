@@ -19,6 +19,8 @@ pub mod openapi;
 pub mod pagination;
 pub mod service;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, Secret, ServiceName};
 pub use db::Db;

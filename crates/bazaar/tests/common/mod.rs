@@ -71,37 +71,9 @@ pub struct TestPlatform {
     dir: tempfile::TempDir,
 }
 
-/// Whether CI demands every server.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// `true` when a TCP server answers at `addr`; otherwise skips loudly (returns
-/// `false`), or panics under `CI=true`.
-pub async fn server_available(what: &str, addr: &str) -> bool {
-    let ok = match addr.parse::<SocketAddr>() {
-        Ok(a) => matches!(
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a)).await,
-            Ok(Ok(_))
-        ),
-        Err(_) => false,
-    };
-    if !ok {
-        if in_ci() {
-            panic!("{what} is not reachable at {addr}, and CI=true requires it");
-        }
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: {what} is not reachable at {addr} (set CI=true to make this a failure) !!!!!!!!\n"
-        );
-    }
-    ok
-}
-
-/// PostgreSQL server URL for tests.
-pub fn postgres_url() -> String {
-    std::env::var("BAZAAR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use bazaar_kit::testing::{eventually, in_ci, postgres_url, server_available};
 
 /// A base configuration: every listener on port 0, data in `dir`.
 pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
@@ -236,24 +208,6 @@ impl TestPlatform {
         let config = self.config.clone();
         self.stop().await;
         drop_databases(&config).await;
-    }
-
-    /// Polls `check` every 50 ms until it yields `Some`, or panics after `secs`.
-    pub async fn eventually<T, F, Fut>(&self, secs: u64, what: &str, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<T>>,
-    {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("timed out after {secs}s waiting for: {what}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
 

@@ -35,3 +35,6 @@ pub(crate) fn to_bytes<T: Serialize>(value: &T) -> Result<Bytes, CatalogError> {
 pub(crate) fn json_bytes(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
+
+#[cfg(test)]
+mod tests;

@@ -96,3 +96,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,3 +12,6 @@ pub fn router(state: AppState) -> Router {
         .merge(notifications::router())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

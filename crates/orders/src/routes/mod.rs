@@ -50,3 +50,6 @@ pub fn traced(headers: &HeaderMap, call: CallOptions) -> CallOptions {
         ..call
     }
 }
+
+#[cfg(test)]
+mod tests;

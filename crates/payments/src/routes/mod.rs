@@ -14,3 +14,6 @@ pub fn router(state: AppState) -> Router {
         .merge(public::router())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

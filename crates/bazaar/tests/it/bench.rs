@@ -3,7 +3,7 @@
 //! run (open loop); zero errors, and every order placed verified final and
 //! correct. SQLite + embedded broker, and PostgreSQL + RabbitMQ.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,16 +3,10 @@
 //! error kept, duplicate deliveries absorbed, state surviving a restart,
 //! and the list API through the gateway. SQLite and PostgreSQL.
 
-#[path = "notifications/api.rs"]
 mod api;
-mod common;
-#[path = "notifications/smtp_sink.rs"]
+use crate::common;
 mod smtp_sink;
-#[path = "notifications/through_identity.rs"]
 mod through_identity;
-#[path = "support/catalog_tokens.rs"]
-#[allow(dead_code)]
-mod tokens;
 
 use std::time::Duration;
 
@@ -97,8 +91,8 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Waits until the event's notification reaches `status`.
-async fn wait_status(p: &TestPlatform, db: &Db, event_id: &str, status: &str) -> NotificationRow {
-    p.eventually(
+async fn wait_status(db: &Db, event_id: &str, status: &str) -> NotificationRow {
+    common::eventually(
         20,
         &format!("notification of {event_id} {status}"),
         || async {
@@ -120,7 +114,7 @@ async fn welcome_over_smtp_once_per_event(store: Store) {
     publish(&db, &ada).await;
     publish(&db, &bob).await;
     for (event, email) in [(&ada, &ada_email), (&bob, &bob_email)] {
-        let row = wait_status(&p, &db, &event.id, "sent").await;
+        let row = wait_status(&db, &event.id, "sent").await;
         assert_eq!(row.kind, "welcome");
         assert_eq!(&row.to_address, email);
         assert!(row.sent_at.is_some());
@@ -149,7 +143,7 @@ async fn refusing_server_is_retried_until_it_accepts(store: Store) {
     let db = notifications_db(&p).await;
     let (_, email, event) = user_registered(&unique("cy"));
     publish(&db, &event).await;
-    let row = wait_status(&p, &db, &event.id, "sent").await;
+    let row = wait_status(&db, &event.id, "sent").await;
     assert_eq!(row.attempts, 3, "two refusals, then accepted");
     assert_eq!(row.last_error, None);
     assert_eq!(sink.refused(), 2);
@@ -165,7 +159,7 @@ async fn always_refusing_server_ends_failed_with_the_error(store: Store) {
     let db = notifications_db(&p).await;
     let (_, _, event) = user_registered(&unique("di"));
     publish(&db, &event).await;
-    let row = wait_status(&p, &db, &event.id, "failed").await;
+    let row = wait_status(&db, &event.id, "failed").await;
     assert_eq!(row.attempts, 3);
     let error = row.last_error.expect("error kept");
     assert!(
@@ -195,7 +189,7 @@ async fn duplicate_delivery_gives_one_notification_and_one_email(store: Store) {
     assert_eq!(second, inbox::Outcome::Duplicate);
     // ...and once more through the bus, as a broker redelivery would.
     publish(&db, &event).await;
-    p.eventually(10, "redelivery consumed", || async {
+    common::eventually(10, "redelivery consumed", || async {
         let published: Option<String> =
             sqlx::query_scalar("SELECT published_at FROM outbox WHERE id = $1")
                 .bind(&event.id)
@@ -205,7 +199,7 @@ async fn duplicate_delivery_gives_one_notification_and_one_email(store: Store) {
         published.map(|_| ())
     })
     .await;
-    wait_status(&p, &db, &event.id, "sent").await;
+    wait_status(&db, &event.id, "sent").await;
     assert_eq!(
         store::by_event(&db, &event.id).await.expect("rows").len(),
         1
@@ -225,7 +219,7 @@ async fn order_emails_carry_lines_totals_and_reasons(store: Store) {
     let db = notifications_db(&p).await;
     let (user_id, email, registered) = user_registered(&unique("flo"));
     publish(&db, &registered).await;
-    wait_status(&p, &db, &registered.id, "sent").await;
+    wait_status(&db, &registered.id, "sent").await;
     let order_id = uuid::Uuid::now_v7().to_string();
     let order = |kind: &str, reason: Value| {
         Envelope::new(
@@ -244,7 +238,7 @@ async fn order_emails_carry_lines_totals_and_reasons(store: Store) {
     };
     let rejected = order("order.rejected", json!("payment_declined"));
     publish(&db, &rejected).await;
-    let row = wait_status(&p, &db, &rejected.id, "sent").await;
+    let row = wait_status(&db, &rejected.id, "sent").await;
     assert_eq!(row.kind, "order_rejected");
     assert_eq!(row.to_address, email, "address from the local copy");
     assert!(
@@ -261,7 +255,7 @@ async fn order_emails_carry_lines_totals_and_reasons(store: Store) {
 
     let confirmed = order("order.confirmed", Value::Null);
     publish(&db, &confirmed).await;
-    let row = wait_status(&p, &db, &confirmed.id, "sent").await;
+    let row = wait_status(&db, &confirmed.id, "sent").await;
     assert_eq!(row.kind, "order_confirmed");
     assert!(
         row.subject
@@ -302,7 +296,7 @@ async fn pending_emails_survive_a_restart(store: Store) {
     let db = notifications_db(&p).await;
     let (_, email, event) = user_registered(&unique("gus"));
     publish(&db, &event).await;
-    p.eventually(20, "a failed attempt recorded", || async {
+    common::eventually(20, "a failed attempt recorded", || async {
         let rows = store::by_event(&db, &event.id).await.expect("rows");
         rows.into_iter()
             .find(|r| r.attempts >= 1 && r.status == "pending" && r.last_error.is_some())
@@ -321,7 +315,7 @@ async fn pending_emails_survive_a_restart(store: Store) {
     })
     .await
     .expect("restarts");
-    let row = wait_status(&p, &db, &event.id, "sent").await;
+    let row = wait_status(&db, &event.id, "sent").await;
     assert!(row.attempts >= 2);
     assert_eq!(sink.messages_to(&email).len(), 1);
     assert_eq!(
@@ -332,22 +326,7 @@ async fn pending_emails_survive_a_restart(store: Store) {
     drop(own_dir);
 }
 
-macro_rules! both_stores {
-    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            $(#[$attr])*
-            async fn $name() { super::$name(super::Store::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            $(#[$attr])*
-            async fn $name() { super::$name(super::Store::Postgres).await })*
-        }
-    };
-}
-
-both_stores!(
+bazaar_kit::both_stores!(Store { sqlite: Sqlite, postgres: Postgres }; [
     welcome_over_smtp_once_per_event,
     refusing_server_is_retried_until_it_accepts,
     always_refusing_server_ends_failed_with_the_error,
@@ -359,4 +338,4 @@ both_stores!(
     registration_sends_one_welcome_email_over_smtp,
     new_user_sees_welcome_and_others_do_not,
     order_confirmed_after_checkout,
-);
+]);

@@ -7,9 +7,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::common::{self, Store, TestPlatform};
-use super::{
-    notifications_db, publish, tokens, unique, user_registered, wait_status, with_notifications,
-};
+use super::{notifications_db, publish, unique, user_registered, wait_status, with_notifications};
+use crate::tokens;
 
 pub async fn list_requires_a_token(store: Store) {
     let Some(p) = common::start(store).await else {
@@ -65,12 +64,12 @@ pub async fn list_shows_own_newest_first_and_staff_may_filter(store: Store) {
             json!({"order_id": uuid::Uuid::now_v7().to_string(), "user_id": ann_id,
                    "status": "confirmed", "total": "5.00", "currency": "USD", "items": []}),
         );
-        wait_status(&p, &db, &ann.id, "sent").await;
+        wait_status(&db, &ann.id, "sent").await;
         publish(&db, &order).await;
-        wait_status(&p, &db, &order.id, "sent").await;
+        wait_status(&db, &order.id, "sent").await;
         orders.push(order);
     }
-    wait_status(&p, &db, &ben.id, "sent").await;
+    wait_status(&db, &ben.id, "sent").await;
     let ann_token = issuer.access(&ann_id, "ann", false);
     let ben_token = issuer.access(&ben_id, "ben", false);
     let staff_token = issuer.access(&uuid::Uuid::now_v7().to_string(), "root", true);

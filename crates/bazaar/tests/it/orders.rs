@@ -7,10 +7,8 @@
 //! Tokens come from a stand-in issuer (`orders/issuer.rs`) serving JWKS and
 //! the client-credentials grant of `docs/contracts.md`.
 
-mod common;
-#[path = "orders/issuer.rs"]
+use crate::common;
 mod issuer;
-#[path = "orders/shop.rs"]
 mod shop;
 
 use std::collections::BTreeMap;
@@ -167,7 +165,7 @@ async fn cancel_refunds_and_restocks(s: &Shop) {
     let c: Value = r.json().await.expect("cancelled");
     assert_eq!(c["status"], "cancelled");
     assert_eq!(statuses(&c).last().map(String::as_str), Some("cancelled"));
-    s.p.eventually(10, "stock restored and payment refunded", || async {
+    common::eventually(10, "stock restored and payment refunded", || async {
         let pays = s.payments(&u.token, id).await;
         (s.stock(&p).await == 5 && pays.len() == 1 && pays[0]["status"] == "refunded").then_some(())
     })

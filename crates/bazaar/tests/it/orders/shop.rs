@@ -4,8 +4,8 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::issuer::Issuer;
 use crate::common::{self, Store, TestPlatform};
-use crate::issuer::Issuer;
 
 /// `[orders]`/`[payments]` keys that keep the tests quick: a short provider
 /// timeout, a fast saga timer and short leases (crash recovery).
@@ -161,15 +161,13 @@ impl Shop {
 
     /// Waits until the order is final; returns its detail.
     pub async fn final_order(&self, token: &str, id: &str) -> Value {
-        self.p
-            .eventually(30, &format!("order {id} final"), || async {
-                let (s, o) = self.get(token, &format!("/api/v1/orders/{id}/")).await;
-                let st = o["status"].as_str().unwrap_or_default().to_string();
-                (s == StatusCode::OK
-                    && ["confirmed", "rejected", "cancelled"].contains(&st.as_str()))
+        common::eventually(30, &format!("order {id} final"), || async {
+            let (s, o) = self.get(token, &format!("/api/v1/orders/{id}/")).await;
+            let st = o["status"].as_str().unwrap_or_default().to_string();
+            (s == StatusCode::OK && ["confirmed", "rejected", "cancelled"].contains(&st.as_str()))
                 .then_some(o)
-            })
-            .await
+        })
+        .await
     }
 
     /// Payments of an order as the caller sees them.

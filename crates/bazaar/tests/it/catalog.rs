@@ -4,9 +4,8 @@
 //! permissions, the read cache, and stock that is never oversold — on
 //! SQLite and PostgreSQL.
 
-mod common;
-#[path = "support/catalog_tokens.rs"]
-mod tokens;
+use crate::common;
+use crate::tokens;
 
 use bazaar_kit::ServiceName;
 use common::{Store, TestPlatform};

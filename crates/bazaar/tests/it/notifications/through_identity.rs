@@ -52,7 +52,7 @@ async fn register(p: &TestPlatform, prefix: &str) -> Shopper {
 
 /// The shopper's notifications of `kind` once one is `sent`.
 async fn wait_notification(p: &TestPlatform, who: &Shopper, kind: &str) -> Value {
-    p.eventually(
+    common::eventually(
         20,
         &format!("{kind} notification of {}", who.username),
         || async {

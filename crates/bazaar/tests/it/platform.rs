@@ -2,7 +2,7 @@
 //! databases (SQLite and PostgreSQL), answers health, readiness and metrics
 //! through the gateway, renders errors as problem+json, and stops cleanly.
 
-mod common;
+use crate::common;
 
 use common::{Store, TestPlatform};
 use reqwest::StatusCode;

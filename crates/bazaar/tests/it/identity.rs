@@ -3,7 +3,7 @@
 //! detection, logout, users/me, staff list and detail, forged tokens,
 //! key rotation, service tokens, throttling and `bazaar createsuperuser`.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -701,7 +701,7 @@ async fn key_rotation(p: &TestPlatform) {
             .any(|k| k["kid"] == json!(old_kid))
     );
     // Identity reloads its keys every 2 s.
-    p.eventually(10, "old key's token refused by identity", || async {
+    common::eventually(10, "old key's token refused by identity", || async {
         let r = p
             .http
             .get(format!(

@@ -4,7 +4,7 @@
 //! resolves — and each documented route is really served, with no
 //! undocumented method on it.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
