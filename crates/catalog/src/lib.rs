@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+mod grpc;
 pub mod openapi;
 pub mod routes;
 pub mod seed;
@@ -43,9 +44,11 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         bus: ctx.bus.clone(),
     };
     let sweeper = state.clone();
+    let (rpcs, names) = grpc::routes(state.clone(), ctx.verifier.clone());
     Ok(ctx
         .service(routes::router(state))
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_db(db)
         .with_events(Vec::new())
         .with_worker(

@@ -199,16 +199,13 @@ async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketA
         state: state.clone(),
         peer,
     };
-    let compressed = ServiceBuilder::new()
+    let stack = ServiceBuilder::new()
         .option_layer(state.cors.clone())
         .layer(CompressionLayer::new())
-        .service(dispatch.clone());
-    let plain = ServiceBuilder::new()
-        .option_layer(state.cors.clone())
         .service(dispatch);
     let edge = Edge {
         state: state.clone(),
-        stacks: Rc::new(Stacks { compressed, plain }),
+        stack: Rc::new(stack),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The timer enables hyper's 30-s limit on reading a request head.
@@ -246,68 +243,30 @@ fn proxied_route(path: &str) -> Option<&'static str> {
     }
 }
 
-/// CORS (when configured) and compression around [`Dispatch`].
-type Compressed = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
-/// The same without compression, for clients that accept none.
-type Plain = tower::util::Either<Cors<Dispatch>, Dispatch>;
+/// CORS (when configured) and compression (tower-http's: its predicate
+/// decides, and sets `Vary`) around [`Dispatch`].
+type Stack = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
 
-/// What the edge answers with: compressed when the client can take it.
-type EdgeResponse = Response<http_body_util::Either<CompressionBody<EdgeBody>, EdgeBody>>;
-
-/// One connection's services below the edge (cloned per request is the
-/// one a request takes, not the edge: hyper clones the edge each time).
-struct Stacks {
-    compressed: Compressed,
-    plain: Plain,
-}
+/// What the edge answers with.
+type EdgeResponse = Response<CompressionBody<EdgeBody>>;
 
 /// The outermost service: request id, span, metrics and security headers
-/// around CORS, compression and [`Dispatch`].
+/// around [`Stack`].
 #[derive(Clone)]
 struct Edge {
     state: Rc<Local>,
-    stacks: Rc<Stacks>,
+    stack: Rc<Stack>,
 }
 
 impl Edge {
-    /// Skips the compression wrapper when the client sent no
-    /// `Accept-Encoding` (it could only pass the body through), keeping the
-    /// `Vary` header it would have set on a compressible response.
     fn respond(
-        stacks: &Stacks,
+        stack: &Stack,
         req: Request<Incoming>,
     ) -> LocalBoxFuture<'static, Result<EdgeResponse, Infallible>> {
         // Boxed once here: the layers' futures are large, and moving them
         // through the span and the edge's own future would copy them.
-        if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            let call = stacks.compressed.clone().oneshot(req);
-            return Box::pin(async move { Ok(call.await?.map(http_body_util::Either::Left)) });
-        }
-        let call = stacks.plain.clone().oneshot(req);
-        Box::pin(async move {
-            let mut response = call.await?;
-            if may_be_compressed(&response) {
-                response
-                    .headers_mut()
-                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-            }
-            Ok(response.map(http_body_util::Either::Right))
-        })
+        Box::pin(stack.clone().oneshot(req))
     }
-}
-
-/// Whether the compression layer could have encoded `response` for a
-/// client that asked (so caches must know it varies): not already encoded,
-/// not an event stream or an image.
-fn may_be_compressed<B>(response: &Response<B>) -> bool {
-    let headers = response.headers();
-    if headers.contains_key(header::CONTENT_ENCODING) {
-        return false;
-    }
-    headers.get(header::CONTENT_TYPE).is_none_or(|t| {
-        let t = t.as_bytes();
-        !(t.starts_with(b"text/event-stream") || t.starts_with(b"image/"))
-    })
 }
 
 impl Service<Request<Incoming>> for Edge {
@@ -321,7 +280,7 @@ impl Service<Request<Incoming>> for Edge {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
-        let stacks = self.stacks.clone();
+        let stack = self.stack.clone();
         Box::pin(async move {
             let started = Instant::now();
             let route = proxied_route(req.uri().path());
@@ -330,10 +289,10 @@ impl Service<Request<Incoming>> for Edge {
             let method = req.method().clone();
             let mut response = if let Some(route) = route {
                 let span = request_span(&method, route, &request_id);
-                Self::respond(&stacks, req).instrument(span).await?
+                Self::respond(&stack, req).instrument(span).await?
             } else {
                 // The kit app observes its own requests.
-                Self::respond(&stacks, req).await?
+                Self::respond(&stack, req).await?
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, request_id);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+mod grpc;
 mod openapi;
 pub mod routes;
 pub mod signing;
@@ -44,10 +45,12 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         settings,
     };
     let reload = signing::keys::reload_worker(db.clone(), ctx.verifier.clone());
+    let (rpcs, names) = grpc::routes(state.clone(), ctx.verifier.clone());
     Ok(ctx
         .service(routes::router(state))
         .with_db(db)
         .with_events(Vec::new())
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_worker("jwks-reload", reload))
 }

@@ -32,7 +32,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let backend = email::from_settings(&settings, &ctx.config.data_dir)?;
     let db = ctx.database(&MIGRATIONS).await?;
     let wake = Arc::new(tokio::sync::Notify::new());
-    let subscription = events::handler(wake.clone())?.subscription();
+    let subscription = events::handler(&ctx, wake.clone())?.subscription();
     let sender = email::sender::Sender {
         db: db.clone(),
         backend,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+mod grpc;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -40,9 +41,11 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
             timeout: Duration::from_millis(settings.provider_timeout_ms.max(1)),
         },
     };
+    let (rpcs, names) = grpc::routes(state.clone(), ctx.verifier.clone());
     Ok(ctx
         .service(routes::router(state))
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_db(db)
         .with_events(Vec::new()))
 }

@@ -8,6 +8,7 @@ mod tokens;
 
 mod bench;
 mod catalog;
+mod grpc;
 mod identity;
 mod notifications;
 mod openapi;

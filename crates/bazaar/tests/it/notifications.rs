@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use api::{get_list, list_requires_a_token, list_shows_own_newest_first_and_staff_may_filter};
 use bazaar_kit::db::Db;
-use bazaar_kit::events::{Envelope, inbox, outbox};
-use bazaar_kit::{Config, ServiceName};
+use bazaar_kit::events::{Bus, Envelope, inbox, outbox};
+use bazaar_kit::{Config, ServiceContext, ServiceName};
 use bazaar_notifications::store::{self, NotificationRow};
 use common::{Store, TestPlatform};
 use serde_json::{Value, json};
@@ -180,7 +180,12 @@ async fn duplicate_delivery_gives_one_notification_and_one_email(store: Store) {
     let db = notifications_db(&p).await;
     let (_, email, event) = user_registered(&unique("eve"));
     // The same envelope applied twice through the consumer's real path...
-    let sub = bazaar_notifications::events::handler(Default::default())
+    let ctx = ServiceContext::new(
+        ServiceName::Notifications,
+        p.config.clone(),
+        Bus::embedded(),
+    );
+    let sub = bazaar_notifications::events::handler(&ctx, Default::default())
         .expect("handler")
         .subscription();
     let first = inbox::apply(&db, &sub, &event).await.expect("first");
@@ -326,6 +331,63 @@ async fn pending_emails_survive_a_restart(store: Store) {
     drop(own_dir);
 }
 
+/// A user whose `user.registered` never reached notifications still gets
+/// an order's email: the address comes from identity's `GetUser` RPC.
+async fn order_email_for_a_user_notifications_never_heard_of(store: Store) {
+    let mailbox = unique("directory-");
+    let keys = format!(
+        "email_backend = \"memory\"\nmemory_mailbox = \"{mailbox}\"\npoll_interval_ms = 50"
+    );
+    let Some(p) = platform(store, keys).await else {
+        return;
+    };
+    let db = notifications_db(&p).await;
+    let user = p.register_and_login(&unique("gus")).await;
+    let user_id = user.id.clone();
+    // Whatever copy the registration event left is gone, as if the event
+    // had been dead-lettered.
+    common::eventually(20, "recipient copy", || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE user_id = $1")
+            .bind(&user_id)
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        (n == 1).then_some(())
+    })
+    .await;
+    sqlx::query("DELETE FROM recipients WHERE user_id = $1")
+        .bind(&user_id)
+        .execute(db.pool())
+        .await
+        .expect("forget the copy");
+    let event = Envelope::new(
+        "order.rejected",
+        1,
+        ServiceName::Orders,
+        json!({
+            "order_id": uuid::Uuid::now_v7().to_string(), "user_id": user_id,
+            "status": "rejected", "status_reason": "out_of_stock", "total": "3.00",
+            "currency": "USD", "items": [
+                {"product_id": "p1", "name": "Tea", "unit_price": "3.00", "quantity": 1, "line_total": "3.00"}
+            ]
+        }),
+    );
+    publish(&db, &event).await;
+    let row = wait_status(&db, &event.id, "sent").await;
+    assert_eq!(
+        row.to_address,
+        format!("{}@example.com", user.username),
+        "address from identity"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 1, "identity's answer is kept as the local copy");
+    p.stop().await;
+}
+
 bazaar_kit::both_stores!(Store { sqlite: Sqlite, postgres: Postgres }; [
     welcome_over_smtp_once_per_event,
     refusing_server_is_retried_until_it_accepts,
@@ -338,4 +400,5 @@ bazaar_kit::both_stores!(Store { sqlite: Sqlite, postgres: Postgres }; [
     registration_sends_one_welcome_email_over_smtp,
     new_user_sees_welcome_and_others_do_not,
     order_confirmed_after_checkout,
+    order_email_for_a_user_notifications_never_heard_of,
 ]);

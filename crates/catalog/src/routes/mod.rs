@@ -1,8 +1,8 @@
-//! HTTP routes: the public catalog API and the internal reservation API.
+//! HTTP routes: the public catalog API (the internal reservation API is
+//! gRPC, in `grpc.rs`).
 
 pub mod cache;
 pub mod categories;
-pub mod internal;
 pub mod products;
 
 use axum::Router;
@@ -20,7 +20,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(categories::router())
         .merge(products::router())
-        .merge(internal::router())
         .with_state(state)
 }
 

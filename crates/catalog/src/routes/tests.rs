@@ -33,7 +33,7 @@ async fn reading_is_public_and_writing_needs_staff() {
 }
 
 #[tokio::test]
-async fn an_unknown_product_is_404_and_the_reservation_api_needs_a_service_token() {
+async fn an_unknown_product_is_404_and_reservations_are_not_on_http() {
     let app = app().await;
     let id = uuid::Uuid::now_v7();
     let (status, problem) = app
@@ -48,5 +48,9 @@ async fn an_unknown_product_is_404_and_the_reservation_api_needs_a_service_token
             Some(json!({"order_id": "o", "items": []})),
         )
         .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "reservations are internal gRPC"
+    );
 }

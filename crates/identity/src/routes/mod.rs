@@ -1,7 +1,6 @@
 //! HTTP routes, one file per resource.
 
 pub mod auth;
-pub mod internal;
 pub mod users;
 pub mod wellknown;
 
@@ -34,7 +33,6 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
         )
-        .route("/internal/users/{id}", get(internal::user))
         .with_state(state)
 }
 

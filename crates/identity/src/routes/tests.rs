@@ -29,7 +29,6 @@ async fn user_routes_need_a_token() {
         "/api/v1/users/".to_string(),
         "/api/v1/users/me/".to_string(),
         format!("/api/v1/users/{id}/"),
-        format!("/internal/users/{id}"),
     ] {
         let (status, _) = app.send("GET", &path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");

@@ -9,7 +9,9 @@ pub mod directory;
 
 use std::sync::Arc;
 
+use bazaar_kit::client::ServiceClient;
 use bazaar_kit::events::{Envelope, Handler, HandlerError, Subscription};
+use bazaar_kit::{ServiceContext, ServiceName};
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
@@ -34,13 +36,17 @@ pub const TYPES: &[&str] = &[
 ];
 
 /// The event handler of this service, for `Service::with_events` (and for
-/// tests that apply an event by hand through the kit's inbox); it wakes the
-/// sender through `wake`.
-pub fn handler(wake: Arc<tokio::sync::Notify>) -> anyhow::Result<NotificationHandler> {
+/// tests that apply an event by hand through the kit's inbox): it asks
+/// identity for users it has no copy of and wakes the sender through `wake`.
+pub fn handler(
+    ctx: &ServiceContext,
+    wake: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<NotificationHandler> {
     let templates = Templates::load().map_err(|e| anyhow::anyhow!("email templates: {e}"))?;
+    let identity = ServiceClient::new(ServiceName::Notifications, ctx.config.clone());
     Ok(NotificationHandler::new(
         Arc::new(templates),
-        Directory::local_only(),
+        Directory::new(identity),
         wake,
     ))
 }

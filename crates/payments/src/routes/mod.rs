@@ -1,6 +1,5 @@
 //! HTTP routes, one module per resource.
 
-pub mod internal;
 pub mod public;
 
 use axum::Router;
@@ -9,10 +8,7 @@ use crate::AppState;
 
 /// Every payments route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(internal::router())
-        .merge(public::router())
-        .with_state(state)
+    Router::new().merge(public::router()).with_state(state)
 }
 
 #[cfg(test)]
