@@ -9,6 +9,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod deploy_check;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod secrets;
 pub mod service;
 pub mod telemetry;
 

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod internal;
+pub mod oauth;
 pub mod users;
 pub mod wellknown;
 
@@ -34,6 +35,11 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
         )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::oauth_authorization_server),
+        )
+        .route("/api/v1/auth/authorize", get(wellknown::authorize))
         .route("/internal/users/{id}", get(internal::user))
         .with_state(state)
 }
