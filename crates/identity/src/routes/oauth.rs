@@ -180,6 +180,10 @@ fn parameters(
 
 fn text(params: &serde_json::Map<String, Value>, name: &str) -> Result<String, OAuthError> {
     match params.get(name) {
+        // §3.1: a parameter without a value is treated as omitted.
+        Some(Value::String(s)) if s.is_empty() => Err(OAuthError::invalid_request(format!(
+            "{name}: This field is required."
+        ))),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(OAuthError::invalid_request(format!(
             "{name}: must be a string"
@@ -191,7 +195,11 @@ fn text(params: &serde_json::Map<String, Value>, name: &str) -> Result<String, O
 }
 
 fn optional(params: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
-    params.get(name).and_then(Value::as_str).map(str::to_string)
+    params
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// §5.1's successful response of the password and refresh grants.
