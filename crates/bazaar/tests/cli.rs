@@ -294,7 +294,13 @@ fn read_only_commands_create_no_postgres_database() {
 #[test]
 fn changepassword_as_django() {
     let dir = tempfile::tempdir().expect("dir");
-    let env = [("BAZAAR_SUPERUSER_PASSWORD", "First-Passw0rd-long")];
+    // The password from a file (BAZAAR_SUPERUSER_PASSWORD_FILE).
+    let file = dir.path().join("superuser-password");
+    private_file(&file, "First-Passw0rd-long\n");
+    let env = [(
+        "BAZAAR_SUPERUSER_PASSWORD_FILE",
+        file.to_str().expect("path"),
+    )];
     let o = bazaar(
         dir.path(),
         &[
