@@ -40,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); GW=$(free_port); NG=$(free_port)
+UP=$(free_port); GW=$(free_port); NG=$(free_port); ADMIN=$(free_port)
 
 wait_for() {
   for _ in $(seq 1 100); do
@@ -64,6 +64,7 @@ mkdir -p "$TMP/data"
   echo 'log_level = "warn"'
   echo '[gateway]'
   echo "listen = \"127.0.0.1:$GW\""
+  echo "admin_listen = \"127.0.0.1:$ADMIN\""
   echo 'rate_limit = true'
   echo 'ip_limit = { rps = 10000000.0, burst = 10000000 }'
   echo 'user_limit = { rps = 10000000.0, burst = 10000000 }'

@@ -260,6 +260,9 @@ fn print_banner(running: &platform::Running) {
     println!("  Gateway (public API)  {gateway}/api/v1/");
     println!("  API docs              {gateway}/docs");
     println!("  Health / readiness    {gateway}/healthz  {gateway}/readyz");
+    if let Some(admin) = running.admin_url(ServiceName::Gateway) {
+        println!("  Operator (local)      {admin}/metrics  {admin}/readyz  {admin}/upstreams");
+    }
     println!();
     for (name, addr) in &running.addrs {
         if *name == ServiceName::Gateway {

@@ -59,6 +59,8 @@ pub async fn migrate(config: &Config, name: ServiceName) -> anyhow::Result<()> {
 pub struct Running {
     /// Where each service listens.
     pub addrs: BTreeMap<ServiceName, SocketAddr>,
+    /// Where each service with an operator listener serves it.
+    pub admin_addrs: BTreeMap<ServiceName, SocketAddr>,
     /// The configuration they run with (URLs resolved to the bound ports).
     pub config: Arc<Config>,
     shutdown: CancellationToken,
@@ -76,6 +78,12 @@ impl Running {
     /// The base URL of a service running here.
     pub fn url(&self, name: ServiceName) -> Option<String> {
         self.addrs.get(&name).map(|a| format!("http://{a}"))
+    }
+
+    /// The base URL of a service's operator listener (`/metrics`, readiness
+    /// details), if it has one and runs here.
+    pub fn admin_url(&self, name: ServiceName) -> Option<String> {
+        self.admin_addrs.get(&name).map(|a| format!("http://{a}"))
     }
 
     /// A token that stops everything when cancelled.
@@ -120,6 +128,7 @@ impl Running {
 pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Result<Running> {
     let mut listeners = Vec::new();
     let mut addrs = BTreeMap::new();
+    let mut admin_addrs = BTreeMap::new();
     for &name in ServiceName::ALL.iter().filter(|n| services.contains(n)) {
         let wanted = config.listen(name);
         let listener = TcpListener::bind(wanted)
@@ -127,24 +136,39 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
             .with_context(|| format!("{name}: cannot listen on {wanted}"))?;
         let addr = listener.local_addr()?;
         addrs.insert(name, addr);
+        let admin = match config.admin_listen(name) {
+            Some(wanted) => {
+                let admin = TcpListener::bind(wanted)
+                    .await
+                    .with_context(|| format!("{name}: cannot listen on {wanted} (admin_listen)"))?;
+                admin_addrs.insert(name, admin.local_addr()?);
+                Some(admin)
+            }
+            None => None,
+        };
         let settings = config.service_mut(name);
         settings.listen = Some(addr);
         if settings.url.is_none() {
             settings.url = Some(format!("http://{addr}"));
         }
-        listeners.push((name, listener));
+        listeners.push((name, listener, admin));
     }
     config
         .ensure_client_secrets()
         .map_err(|e| anyhow::anyhow!("service client secrets: {e}"))?;
     let config = Arc::new(config);
-    let bus = Bus::connect(config.broker_url.expose(), &config.broker_namespace).await?;
+    // The gateway publishes and consumes nothing: alone it needs no broker.
+    let bus = if services.iter().all(|s| *s == ServiceName::Gateway) {
+        Bus::embedded()
+    } else {
+        Bus::connect(config.broker_url.expose(), &config.broker_namespace).await?
+    };
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    for (name, listener) in listeners {
+    for (name, listener, admin) in listeners {
         let ctx = ServiceContext::new(name, config.clone(), bus.clone());
         let options = ctx.http_options();
-        let service = match build_service(ctx).await {
+        let mut service = match build_service(ctx).await {
             Ok(s) => s,
             Err(e) => {
                 shutdown.cancel();
@@ -154,6 +178,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
                 return Err(e.context(format!("{name} failed to start")));
             }
         };
+        service.admin = admin;
         let token = shutdown.clone();
         tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
     }
@@ -161,6 +186,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
     bus.start().await?;
     Ok(Running {
         addrs,
+        admin_addrs,
         config,
         shutdown,
         tasks,

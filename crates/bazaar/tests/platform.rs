@@ -75,10 +75,18 @@ async fn foundation(p: &TestPlatform) {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 
-    // Prometheus text with per-route request counts and latency buckets.
+    // Operator endpoints are off the public port.
+    let r = p.http.get(p.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = p.http.get(p.url("/readyz")).send().await.expect("readyz");
+    let body: serde_json::Value = r.json().await.expect("readyz body");
+    assert!(body.get("checks").is_none(), "no details in public: {body}");
+
+    // Prometheus text with per-route request counts and latency buckets,
+    // on the gateway's operator listener.
     let metrics = p
         .http
-        .get(p.url("/metrics"))
+        .get(p.admin_url("/metrics"))
         .send()
         .await
         .expect("metrics")
@@ -92,12 +100,76 @@ async fn foundation(p: &TestPlatform) {
     );
 }
 
+/// A JSON body with anything after its value is a 400 problem on every
+/// service, and nothing is created from it.
+async fn trailing_json_is_refused(p: &TestPlatform) {
+    let user = p.register_and_login("trailing").await;
+    let registration =
+        r#"{"username":"ghost","email":"ghost@example.com","password":"Sturdy-Ghost-Pass-42"}"#;
+    let cases = [
+        (
+            "/api/v1/auth/register/",
+            format!("{registration} garbage"),
+            None,
+        ),
+        (
+            "/api/v1/auth/register/",
+            format!("{registration}{registration}"),
+            None,
+        ),
+        (
+            "/api/v1/auth/token/",
+            r#"{"username":"trailing","password":"x"}{}"#.to_string(),
+            None,
+        ),
+        (
+            "/api/v1/orders/",
+            r#"{"items":[]} []"#.to_string(),
+            Some(&user.access),
+        ),
+        (
+            "/api/v1/products/",
+            r#"{"name":"x"} x"#.to_string(),
+            Some(&user.access),
+        ),
+    ];
+    for (path, body, bearer) in cases {
+        let mut request = p
+            .http
+            .post(p.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.expect("request");
+        let status = r.status();
+        // Catalog checks permissions before the body: a customer's create
+        // is a 403 whatever the body; everything else must name the JSON.
+        if path == "/api/v1/products/" {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
+        let problem: serde_json::Value = r.json().await.expect("problem");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("trailing")),
+            "{path}: {problem}"
+        );
+    }
+    let r = p.login("ghost", "Sturdy-Ghost-Pass-42").await;
+    assert_ne!(r.status(), StatusCode::OK, "no user came of a refused body");
+}
+
 #[tokio::test]
 async fn platform_on_sqlite() {
     let p = common::start(Store::Sqlite)
         .await
         .expect("sqlite needs no server");
     foundation(&p).await;
+    trailing_json_is_refused(&p).await;
     for name in ["identity", "catalog", "orders", "payments", "notifications"] {
         assert!(
             p.data_dir().join(format!("{name}.db")).exists(),
@@ -107,12 +179,46 @@ async fn platform_on_sqlite() {
     p.stop().await;
 }
 
+/// Signing keys, password and refresh-token hashes and service secrets are
+/// readable by their owner only: the data directory is created 0700, the
+/// SQLite files (with their -wal and -shm) and the secrets file are 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_at_rest_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = common::start_with(Store::Sqlite, |c| c.data_dir = c.data_dir.join("fresh"))
+        .await
+        .expect("sqlite needs no server");
+    // Writes happen, so the -wal files exist.
+    p.register_and_login("modes").await;
+    let dir = p.config.data_dir.clone();
+    assert!(dir.ends_with("fresh"), "{}", dir.display());
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("data dir") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(dir.join("identity.db").exists() && dir.join("service-secrets.json").exists());
+    assert!(files >= 6, "{files} files");
+    p.stop().await;
+}
+
 #[tokio::test]
 async fn platform_on_postgres() {
     let Some(p) = common::start(Store::Postgres).await else {
         return;
     };
     foundation(&p).await;
+    trailing_json_is_refused(&p).await;
     p.stop_and_drop().await;
 }
 

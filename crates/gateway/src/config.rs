@@ -61,6 +61,11 @@ pub struct GatewaySettings {
     /// Threads serving connections, each with its own upstream keep-alive
     /// connections (0: one per core).
     pub workers: usize,
+    /// Peers (CIDRs or addresses) whose `X-Forwarded-For/Proto/Host` are
+    /// believed, such as the ingress in front; from anyone else they are
+    /// replaced by what the gateway sees.
+    #[serde(deserialize_with = "list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for GatewaySettings {
@@ -89,6 +94,7 @@ impl Default for GatewaySettings {
             health_interval_ms: 1000,
             openapi_cache_secs: 5,
             workers: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }

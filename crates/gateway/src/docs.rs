@@ -169,10 +169,21 @@ pub async fn ui_asset(State(docs): State<Arc<Docs>>, Path(file): Path<String>) -
     asset(&docs, &file)
 }
 
+/// The documentation page may load only its own assets and the merged
+/// document (Swagger UI styles elements inline and draws icons as data
+/// URLs); nothing from elsewhere, no framing, no plugins.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
 fn asset(docs: &Docs, file: &str) -> Response {
     match utoipa_swagger_ui::serve(file, docs.ui.clone()) {
         Ok(Some(f)) => {
             let mut response = Response::new(Body::from(f.bytes.into_owned()));
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(DOCS_CSP),
+            );
             if let Ok(v) = HeaderValue::from_str(&f.content_type) {
                 response.headers_mut().insert(header::CONTENT_TYPE, v);
             }

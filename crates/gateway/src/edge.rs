@@ -1,12 +1,11 @@
-//! The gateway's own HTTP/1.1 server, built like nginx: one acceptor hands
+//! The gateway's HTTP/1.1 server, built like nginx: one acceptor hands
 //! connections round-robin to worker threads, each a single-threaded
 //! runtime with its own upstream keep-alive connections, so a proxied
-//! request never crosses threads. A connection starts on the fast path
-//! ([`crate::relay`]); at the first request that needs more, hyper serves
-//! the rest of it: `/api/` and `/.well-known/` through the proxy path
-//! below (request id, security headers, metrics, CORS, compression and
-//! problem bodies done here), every other path through the kit's app
-//! (docs, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`, 404s).
+//! request never crosses threads. hyper serves every connection: `/api/`
+//! and `/.well-known/` go through the proxy (request id, security headers,
+//! metrics, CORS, compression and problem bodies done here), every other
+//! path through the kit's app (docs, `/openapi.json`, `/healthz`,
+//! `/readyz`, 404s).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,8 +35,7 @@ use tower_http::cors::{Cors, CorsLayer};
 use tracing::Instrument as _;
 
 use crate::proxy::Proxy;
-use crate::upstream::{Connections, Pooled, Streams};
-use crate::watch::Watch;
+use crate::upstream::{Connections, Pooled};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID);
 
@@ -141,23 +139,14 @@ impl Worker {
         local.block_on(&runtime, async move {
             let shutdown = self.shutdown.clone();
             let grace = self.grace;
-            let cors_headers = match &self.cors {
-                Some(cors) => cors_headers(cors).await,
-                None => Vec::new(),
-            };
             let state = Rc::new(Local {
                 connections: Connections::new(self.proxy.connect_timeout),
-                streams: Streams::new(self.proxy.connect_timeout),
-                watch: Rc::new(Watch::default()),
-                buffers: crate::relay::Buffers::default(),
-                cors_headers,
                 proxy: self.proxy,
                 app: self.app,
                 cors: self.cors,
                 shutdown: self.shutdown,
                 metrics: RefCell::new(HashMap::default()),
             });
-            tokio::task::spawn_local(state.watch.clone().run());
             let tracker = TaskTracker::new();
             loop {
                 tokio::select! {
@@ -170,7 +159,6 @@ impl Worker {
                     }
                 }
             }
-            state.watch.drain();
             tracker.close();
             let drained = async {
                 shutdown.cancelled().await;
@@ -191,71 +179,36 @@ type MetricHandles = HashMap<
 >;
 
 /// What one worker thread shares between its connections.
-pub(crate) struct Local {
-    pub(crate) proxy: Arc<Proxy>,
+struct Local {
+    proxy: Arc<Proxy>,
     app: NormalizedApp,
-    pub(crate) cors: Option<CorsLayer>,
-    /// What CORS adds to a response to a request without `Origin`.
-    pub(crate) cors_headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) shutdown: CancellationToken,
+    cors: Option<CorsLayer>,
+    shutdown: CancellationToken,
     connections: Rc<Connections>,
-    /// The fast path's idle upstream connections.
-    pub(crate) streams: Streams,
-    /// The fast path's deadlines and drain signal.
-    pub(crate) watch: Rc<Watch>,
-    /// Buffers the fast path lends its connections per request.
-    pub(crate) buffers: crate::relay::Buffers,
     /// `http_requests_total` and `http_request_duration_seconds` handles by
     /// (route, method, status): no registry lookup per request.
     metrics: RefCell<MetricHandles>,
 }
 
-/// The headers `cors` sets on a response to a request without `Origin`
-/// (`Vary`, exposed headers): the fast path adds the same.
-async fn cors_headers(cors: &CorsLayer) -> Vec<(HeaderName, HeaderValue)> {
-    let probe = ServiceBuilder::new()
-        .layer(cors.clone())
-        .service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
-    let Ok(request) = Request::get("/").body(()) else {
-        return Vec::new();
-    };
-    match probe.oneshot(request).await {
-        Ok(response) => response
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect(),
-        Err(never) => match never {},
-    }
-}
-
+/// Serves one client connection with hyper.
 async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketAddr) {
-    let Ok(tcp) = tokio::net::TcpStream::from_std(stream) else {
+    let Ok(io) = tokio::net::TcpStream::from_std(stream) else {
         return;
     };
-    if let Some(handoff) = crate::relay::serve(state.clone(), tcp, peer).await {
-        general(state, Rewind::new(handoff.read, handoff.client), peer).await;
-    }
-}
-
-/// Serves a connection with hyper (the general server).
-async fn general(state: Rc<Local>, io: Rewind, peer: SocketAddr) {
     let dispatch = Dispatch {
         state: state.clone(),
         peer,
     };
-    let compressed = ServiceBuilder::new()
+    let stack = ServiceBuilder::new()
         .option_layer(state.cors.clone())
         .layer(CompressionLayer::new())
-        .service(dispatch.clone());
-    let plain = ServiceBuilder::new()
-        .option_layer(state.cors.clone())
         .service(dispatch);
     let edge = Edge {
         state: state.clone(),
-        stacks: Rc::new(Stacks { compressed, plain }),
+        stack: Rc::new(stack),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // The timer enables hyper's 30-s limit on reading a request head.
     builder.timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(edge));
     tokio::pin!(conn);
@@ -268,12 +221,8 @@ async fn general(state: Rc<Local>, io: Rewind, peer: SocketAddr) {
     }
 }
 
-/// The span of a proxied request (both the fast path and hyper's).
-pub(crate) fn request_span(
-    method: &Method,
-    route: &'static str,
-    request_id: &HeaderValue,
-) -> tracing::Span {
+/// The span of a proxied request.
+fn request_span(method: &Method, route: &'static str, request_id: &HeaderValue) -> tracing::Span {
     tracing::info_span!(
         "request",
         service = "gateway",
@@ -284,7 +233,7 @@ pub(crate) fn request_span(
 }
 
 /// The metrics route of a proxied path; `None` for the kit app's paths.
-pub(crate) fn proxied_route(path: &str) -> Option<&'static str> {
+fn proxied_route(path: &str) -> Option<&'static str> {
     if path.starts_with("/api/") {
         Some("/api/{*rest}")
     } else if path.starts_with("/.well-known/") {
@@ -294,68 +243,30 @@ pub(crate) fn proxied_route(path: &str) -> Option<&'static str> {
     }
 }
 
-/// CORS (when configured) and compression around [`Dispatch`].
-type Compressed = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
-/// The same without compression, for clients that accept none.
-type Plain = tower::util::Either<Cors<Dispatch>, Dispatch>;
+/// CORS (when configured) and compression (tower-http's: its predicate
+/// decides, and sets `Vary`) around [`Dispatch`].
+type Stack = tower::util::Either<Cors<Compression<Dispatch>>, Compression<Dispatch>>;
 
-/// What the edge answers with: compressed when the client can take it.
-type EdgeResponse = Response<http_body_util::Either<CompressionBody<EdgeBody>, EdgeBody>>;
-
-/// One connection's services below the edge (cloned per request is the
-/// one a request takes, not the edge: hyper clones the edge each time).
-struct Stacks {
-    compressed: Compressed,
-    plain: Plain,
-}
+/// What the edge answers with.
+type EdgeResponse = Response<CompressionBody<EdgeBody>>;
 
 /// The outermost service: request id, span, metrics and security headers
-/// around CORS, compression and [`Dispatch`].
+/// around [`Stack`].
 #[derive(Clone)]
 struct Edge {
     state: Rc<Local>,
-    stacks: Rc<Stacks>,
+    stack: Rc<Stack>,
 }
 
 impl Edge {
-    /// Skips the compression wrapper when the client sent no
-    /// `Accept-Encoding` (it could only pass the body through), keeping the
-    /// `Vary` header it would have set on a compressible response.
     fn respond(
-        stacks: &Stacks,
+        stack: &Stack,
         req: Request<Incoming>,
     ) -> LocalBoxFuture<'static, Result<EdgeResponse, Infallible>> {
         // Boxed once here: the layers' futures are large, and moving them
         // through the span and the edge's own future would copy them.
-        if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            let call = stacks.compressed.clone().oneshot(req);
-            return Box::pin(async move { Ok(call.await?.map(http_body_util::Either::Left)) });
-        }
-        let call = stacks.plain.clone().oneshot(req);
-        Box::pin(async move {
-            let mut response = call.await?;
-            if may_be_compressed(&response) {
-                response
-                    .headers_mut()
-                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-            }
-            Ok(response.map(http_body_util::Either::Right))
-        })
+        Box::pin(stack.clone().oneshot(req))
     }
-}
-
-/// Whether the compression layer could have encoded `response` for a
-/// client that asked (so caches must know it varies): not already encoded,
-/// not an event stream or an image.
-fn may_be_compressed<B>(response: &Response<B>) -> bool {
-    let headers = response.headers();
-    if headers.contains_key(header::CONTENT_ENCODING) {
-        return false;
-    }
-    headers.get(header::CONTENT_TYPE).is_none_or(|t| {
-        let t = t.as_bytes();
-        !(t.starts_with(b"text/event-stream") || t.starts_with(b"image/"))
-    })
 }
 
 impl Service<Request<Incoming>> for Edge {
@@ -369,7 +280,7 @@ impl Service<Request<Incoming>> for Edge {
 
     fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
-        let stacks = self.stacks.clone();
+        let stack = self.stack.clone();
         Box::pin(async move {
             let started = Instant::now();
             let route = proxied_route(req.uri().path());
@@ -378,10 +289,10 @@ impl Service<Request<Incoming>> for Edge {
             let method = req.method().clone();
             let mut response = if let Some(route) = route {
                 let span = request_span(&method, route, &request_id);
-                Self::respond(&stacks, req).instrument(span).await?
+                Self::respond(&stack, req).instrument(span).await?
             } else {
                 // The kit app observes its own requests.
-                Self::respond(&stacks, req).await?
+                Self::respond(&stack, req).await?
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, request_id);
@@ -395,13 +306,7 @@ impl Service<Request<Incoming>> for Edge {
 }
 
 impl Local {
-    pub(crate) fn record(
-        &self,
-        route: &'static str,
-        method: Method,
-        status: u16,
-        started: Instant,
-    ) {
+    fn record(&self, route: &'static str, method: Method, status: u16, started: Instant) {
         let elapsed = started.elapsed().as_secs_f64();
         let mut cache = self.metrics.borrow_mut();
         let (counter, histogram) =
@@ -444,6 +349,17 @@ impl Service<Request<Incoming>> for Dispatch {
         let state = self.state.clone();
         let peer = self.peer;
         Box::pin(async move {
+            if crate::headers::names_framing_header(req.headers()) {
+                // A client that hides its framing from the next hop is
+                // attempting request smuggling: refuse, and end the
+                // connection rather than guess where its next request starts.
+                let request_id = req.headers().get(X_REQUEST_ID);
+                let problem = Problem::bad_request(
+                    "The Connection header may not name Content-Length, Transfer-Encoding or Host.",
+                )
+                .with_header(header::CONNECTION, HeaderValue::from_static("close"));
+                return Ok(render(&problem, req.uri().path(), request_id));
+            }
             if proxied_route(req.uri().path()).is_none() {
                 let mut req = req.map(AppBody::new);
                 req.extensions_mut().insert(ConnectInfo(peer));
@@ -511,87 +427,4 @@ impl Body for EdgeBody {
             Self::App(body) => body.size_hint(),
         }
     }
-}
-
-/// A client connection whose first bytes were already read (by the fast
-/// path): reads give those back first.
-struct Rewind {
-    read: Vec<u8>,
-    at: usize,
-    inner: tokio::net::TcpStream,
-}
-
-impl Rewind {
-    fn new(read: Vec<u8>, inner: tokio::net::TcpStream) -> Self {
-        Self { read, at: 0, inner }
-    }
-}
-
-impl tokio::io::AsyncRead for Rewind {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.read.len() {
-            let n = buf.remaining().min(this.read.len() - this.at);
-            buf.put_slice(&this.read[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.read.len() {
-                this.read = Vec::new();
-                this.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Rewind {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// The current time as an HTTP date, formatted once a second per thread.
-pub(crate) fn http_date() -> Rc<str> {
-    thread_local! {
-        static CACHE: RefCell<(u64, Rc<str>)> = RefCell::new((u64::MAX, Rc::from("")));
-    }
-    let now = std::time::SystemTime::now();
-    let second = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != second {
-            *cache = (second, Rc::from(httpdate::fmt_http_date(now)));
-        }
-        cache.1.clone()
-    })
 }

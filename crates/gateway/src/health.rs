@@ -55,17 +55,31 @@ pub async fn run(proxy: Arc<Proxy>, interval: Duration, token: CancellationToken
     }
 }
 
-/// Readiness of one pool: an instance marked healthy, or (when none is)
-/// one that answers right now.
-pub async fn ready(proxy: &Proxy, idx: usize) -> Result<(), String> {
-    let pool = &proxy.pools[idx];
-    if pool.any_healthy() {
-        return Ok(());
-    }
-    check_pool(&proxy.client, pool, Duration::from_secs(1)).await;
-    if pool.any_healthy() {
-        Ok(())
-    } else {
-        Err(format!("{}: no ready instance", pool.name))
-    }
+/// Every pool's state, for the admin listener's `/upstreams`: breaker
+/// state and each instance's health and requests in flight.
+pub fn report(proxy: &Proxy) -> serde_json::Value {
+    let pools: Vec<serde_json::Value> = proxy
+        .pools
+        .iter()
+        .map(|pool| {
+            let instances: Vec<serde_json::Value> = pool
+                .instances
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "url": i.url,
+                        "healthy": i.is_healthy(),
+                        "in_flight": i.in_flight(),
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": pool.name,
+                "ready": pool.any_healthy(),
+                "breaker": pool.breaker.state_name(),
+                "instances": instances,
+            })
+        })
+        .collect();
+    serde_json::json!({ "upstreams": pools })
 }

@@ -8,15 +8,13 @@ mod config;
 mod docs;
 mod edge;
 mod guard;
+mod headers;
 mod health;
 mod limit;
 mod pool;
 mod proxy;
-mod relay;
 mod routes;
 mod upstream;
-mod watch;
-mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +52,8 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .upstream_timeout_secs
         .map_or(ctx.http_options().request_timeout, Duration::from_secs);
     let connect_timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
+    let trusted_proxies = headers::TrustedProxies::parse(&settings.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let proxy = Arc::new(proxy::Proxy {
         table,
         pools,
@@ -61,6 +61,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         connect_timeout,
         guard: guard::Guard::new(settings.clone(), limiter, ctx.verifier.clone()),
         timeout,
+        trusted_proxies,
     });
     let docs = Arc::new(docs::Docs::new(
         proxy.clone(),
@@ -79,18 +80,25 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
             any(|| async { bazaar_kit::Problem::not_found() }),
         )
         .merge(docs_router);
-    let mut service = ctx.service(router).with_server(edge::server(
-        proxy.clone(),
-        cors(&settings.cors_origins),
-        settings.workers,
-    ));
-    for (idx, upstream) in proxy.table.upstreams().iter().enumerate() {
-        let proxy = proxy.clone();
-        service = service.with_ready_check(&format!("upstream:{}", upstream.name), move || {
-            let proxy = proxy.clone();
-            Box::pin(async move { health::ready(&proxy, idx).await })
-        });
-    }
+    // The gateway is ready when it can serve: one empty pool makes that
+    // pool's routes answer 503, it does not take the whole edge out of
+    // rotation. Per-upstream state is on the admin listener.
+    let upstreams = proxy.clone();
+    let admin = Router::new().route(
+        "/upstreams",
+        get(move || {
+            let proxy = upstreams.clone();
+            async move { axum::Json(health::report(&proxy)) }
+        }),
+    );
+    let service = ctx
+        .service(router)
+        .with_admin_routes(admin)
+        .with_server(edge::server(
+            proxy.clone(),
+            cors(&settings.cors_origins),
+            settings.workers,
+        ));
     let interval = Duration::from_millis(settings.health_interval_ms.max(100));
     let checker = proxy.clone();
     Ok(service.with_worker("health-checks", move |token| {

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use crate::config::Limit;
 
 const SHARDS: usize = 32;
-/// Keys kept per shard before idle ones are swept.
+/// Keys a shard holds before its first sweep of idle ones.
 const SWEEP_AT: usize = 4096;
 
 /// One GCRA step in Redis, on Redis's clock (so replicas agree).
@@ -137,7 +137,15 @@ impl Redis {
 struct Memory {
     epoch: Instant,
     hasher: foldhash::fast::RandomState,
-    shards: Vec<Mutex<HashMap<String, Duration, foldhash::fast::RandomState>>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+/// One shard: key → theoretical arrival time, and the size at which idle
+/// keys are next swept. After a sweep the mark is twice what is left, so
+/// sweeps stay amortised O(1) per new key even when every key is live.
+struct Shard {
+    tats: HashMap<String, Duration, foldhash::fast::RandomState>,
+    sweep_at: usize,
 }
 
 impl Memory {
@@ -146,7 +154,12 @@ impl Memory {
             epoch: Instant::now(),
             hasher: foldhash::fast::RandomState::default(),
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(foldhash::fast::RandomState::default())))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        tats: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+                        sweep_at: SWEEP_AT,
+                    })
+                })
                 .collect(),
         }
     }
@@ -157,12 +170,9 @@ impl Memory {
         let now = self.epoch.elapsed();
         let interval = limit.interval();
         let tolerance = interval * limit.burst.max(1);
-        let mut map = shard
+        let mut shard = shard
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, tat| *tat > now);
-        }
         // One lookup for a known key; a new key costs a second (insert).
         let step = |tat: Duration| {
             let new_tat = tat.max(now) + interval;
@@ -173,12 +183,16 @@ impl Memory {
                 Ok(new_tat)
             }
         };
-        if let Some(tat) = map.get_mut(key) {
+        if let Some(tat) = shard.tats.get_mut(key) {
             *tat = step(*tat)?;
-        } else {
-            let new_tat = step(now)?;
-            map.insert(key.to_string(), new_tat);
+            return Ok(());
         }
+        let new_tat = step(now)?;
+        if shard.tats.len() >= shard.sweep_at {
+            shard.tats.retain(|_, tat| *tat > now);
+            shard.sweep_at = (shard.tats.len() * 2).max(SWEEP_AT);
+        }
+        shard.tats.insert(key.to_string(), new_tat);
         Ok(())
     }
 }
@@ -200,5 +214,23 @@ mod tests {
             "{wait:?}"
         );
         assert!(m.check("other", limit).is_ok(), "keys are independent");
+    }
+
+    #[test]
+    fn sweeps_stay_rare_when_every_key_is_live() {
+        let m = Memory::new();
+        // A long interval keeps every key live: nothing can be swept.
+        let limit = Limit {
+            rps: 0.001,
+            burst: 1,
+        };
+        for i in 0..(SHARDS * SWEEP_AT * 3) {
+            assert!(m.check(&format!("ip-{i}"), limit).is_ok());
+        }
+        for shard in &m.shards {
+            let shard = shard.lock().expect("shard");
+            assert!(shard.sweep_at > shard.tats.len(), "next sweep is ahead");
+            assert!(shard.sweep_at >= SWEEP_AT * 2, "{}", shard.sweep_at);
+        }
     }
 }

@@ -48,6 +48,11 @@ impl Instance {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Requests in flight to it.
+    pub fn in_flight(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
     /// Records a health signal (active check or passive failure).
     pub fn set_healthy(&self, pool: &str, healthy: bool) {
         let was = self.healthy.swap(healthy, Ordering::Relaxed);
@@ -241,6 +246,15 @@ impl Breaker {
                 };
                 self.gauge(1.0);
             }
+        }
+    }
+
+    /// `closed`, `open` or `half-open`.
+    pub fn state_name(&self) -> &'static str {
+        match *self.lock() {
+            State::Closed { .. } => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half-open",
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use bazaar_kit::Problem;
 use bazaar_kit::http::BODY_LIMIT;
 use http_body_util::Limited;
@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::guard::Guard;
+use crate::headers::{TrustedProxies, set_forwarded, strip_hop_by_hop};
 use crate::pool::{Admission, Pool};
 use crate::routes::{RouteTable, is_forbidden_path};
 use crate::upstream::{Connections, Pooled, SendError};
@@ -39,12 +40,9 @@ pub struct Proxy {
     pub timeout: Duration,
     /// Time allowed to open a connection to an upstream.
     pub connect_timeout: Duration,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: TrustedProxies,
 }
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Attempts per request when connections fail (idempotent, bodiless only).
 pub const MAX_ATTEMPTS: usize = 3;
@@ -172,8 +170,7 @@ impl Proxy {
             return Err(too_large_problem());
         }
         let client_ip = peer.ip();
-        let mut ip_text = String::with_capacity(15);
-        push_ip(&mut ip_text, client_ip);
+        let ip_text = client_ip.to_string();
         let authorization = req.headers().get(header::AUTHORIZATION);
         let admission = self
             .admit(
@@ -188,7 +185,8 @@ impl Proxy {
         let (mut parts, body) = req.into_parts();
         let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        forwarded_headers(&mut parts.headers, client_ip, host);
+        let trusted = self.trusted_proxies.trusts(client_ip);
+        set_forwarded(&mut parts.headers, client_ip, host, trusted);
         parts.version = axum::http::Version::HTTP_11;
         // Origin form: the upstream gets the client's path and query as sent.
         if let Some(pq) = parts.uri.path_and_query().cloned() {
@@ -225,11 +223,10 @@ impl Proxy {
                     request = Some(unsent);
                 }
                 Ok(Err(SendError::Other(e))) => {
-                    let e = error_chain(&e);
-                    break Err(if e.contains("length limit exceeded") {
+                    break Err(if is_over_limit(&e) {
                         Failure::TooLarge
                     } else {
-                        Failure::Other(e)
+                        Failure::Other(error_chain(&e))
                     });
                 }
                 Err(_) => break Err(Failure::Timeout),
@@ -269,6 +266,18 @@ pub fn too_large_problem() -> Problem {
     )
 }
 
+/// Whether the client's body went over [`BODY_LIMIT`] while streaming.
+fn is_over_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -296,166 +305,4 @@ fn has_no_body(headers: &HeaderMap) -> bool {
         && headers
             .get(header::CONTENT_LENGTH)
             .is_none_or(|v| v.as_bytes() == b"0")
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the (few) names instead of a lookup per hop-by-hop
-    // header: most messages carry none of them.
-    if !headers
-        .keys()
-        .any(|name| crate::wire::is_hop_by_hop(name.as_str(), &[]))
-    {
-        return;
-    }
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in crate::wire::HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-fn forwarded_headers(
-    headers: &mut HeaderMap,
-    client_ip: std::net::IpAddr,
-    host: Option<HeaderValue>,
-) {
-    let value = match headers.get(X_FORWARDED_FOR) {
-        Some(prior) => {
-            let mut joined = String::from_utf8_lossy(prior.as_bytes()).into_owned();
-            joined.push_str(", ");
-            push_ip(&mut joined, client_ip);
-            HeaderValue::from_str(&joined)
-        }
-        None => {
-            let mut text = String::with_capacity(15);
-            push_ip(&mut text, client_ip);
-            HeaderValue::from_str(&text)
-        }
-    };
-    if let Ok(v) = value {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if let Some(host) = host
-        && !headers.contains_key(X_FORWARDED_HOST)
-    {
-        headers.insert(X_FORWARDED_HOST, host);
-    }
-    if !headers.contains_key(TRACEPARENT)
-        && let Ok(v) = HeaderValue::from_bytes(&new_traceparent())
-    {
-        headers.insert(TRACEPARENT, v);
-    }
-}
-
-/// A W3C `traceparent` starting a new trace here, so every hop shares one
-/// trace id (a thread-local generator: no syscall per request).
-pub fn new_traceparent() -> [u8; 55] {
-    let mut random: [u8; 24] = bazaar_kit::http::id_bytes();
-    // All-zero ids are invalid (and never come up: 2^-128).
-    random[15] |= u8::from(random[..16].iter().all(|b| *b == 0));
-    random[23] |= u8::from(random[16..].iter().all(|b| *b == 0));
-    // 00-<32 hex trace id>-<16 hex span id>-01
-    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    hex_bytes(&mut buf[3..35], &random[..16]);
-    hex_bytes(&mut buf[36..52], &random[16..]);
-    buf
-}
-
-/// Writes `bytes` as lowercase hex into `out` (twice their length).
-fn hex_bytes(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
-}
-
-/// Appends `ip` in its usual text form (IPv4 without the formatter).
-pub(crate) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-        }
-        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edge_headers_are_set_and_hop_by_hop_ones_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("close, x-secret"),
-        );
-        headers.insert("x-secret", HeaderValue::from_static("1"));
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        strip_hop_by_hop(&mut headers);
-        forwarded_headers(
-            &mut headers,
-            "127.0.0.1".parse().expect("ip"),
-            Some(HeaderValue::from_static("shop.example")),
-        );
-        assert!(headers.get("x-secret").is_none() && headers.get(header::TE).is_none());
-        assert!(headers.get(header::CONNECTION).is_none());
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(headers[X_FORWARDED_HOST], "shop.example");
-        assert_eq!(headers[X_FORWARDED_PROTO], "http");
-        let trace = headers[TRACEPARENT].to_str().expect("ascii");
-        let parts: Vec<&str> = trace.split('-').collect();
-        assert_eq!(parts.len(), 4, "{trace}");
-        assert_eq!((parts[0], parts[3]), ("00", "01"));
-        assert!(parts[1].len() == 32 && parts[2].len() == 16, "{trace}");
-        assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit()) && parts[1] != "0".repeat(32));
-    }
-
-    #[test]
-    fn client_addresses_are_written_like_display() {
-        for ip in [
-            "127.0.0.1",
-            "10.20.0.255",
-            "0.0.0.0",
-            "192.168.100.9",
-            "::1",
-            "fe80::1:2",
-        ] {
-            let parsed: std::net::IpAddr = ip.parse().expect("ip");
-            let mut out = String::new();
-            push_ip(&mut out, parsed);
-            assert_eq!(out, parsed.to_string());
-        }
-    }
-
-    #[test]
-    fn hex_digits_are_lowercase_and_zero_padded() {
-        let mut buf = [0u8; 8];
-        hex_bytes(&mut buf, &[0x00, 0xab, 0xcd, 0xef]);
-        assert_eq!(&buf, b"00abcdef");
-    }
 }

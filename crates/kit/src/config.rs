@@ -136,6 +136,11 @@ pub struct ServiceSettings {
     /// `<data_dir>/service-secrets.json` (fine for one machine; set it
     /// explicitly, from a Kubernetes Secret, when services run apart).
     pub client_secret: Option<Secret<String>>,
+    /// Operator listener: `/metrics`, `/readyz` with details and the
+    /// service's operator routes, kept off the public port. Unset: none,
+    /// except the gateway's (`127.0.0.1:8010`, or port 0 when the gateway
+    /// itself listens on port 0).
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The whole platform's configuration.
@@ -303,6 +308,21 @@ impl Config {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], name.default_port())))
     }
 
+    /// Where `name`'s operator listener binds, if it has one.
+    pub fn admin_listen(&self, name: ServiceName) -> Option<SocketAddr> {
+        if let Some(addr) = self.service(name).admin_listen {
+            return Some(addr);
+        }
+        (name == ServiceName::Gateway).then(|| {
+            let port = if self.listen(name).port() == 0 {
+                0
+            } else {
+                8010
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
+    }
+
     /// The URLs other services use to reach `name` (several for a pool).
     pub fn urls(&self, name: ServiceName) -> Vec<String> {
         match &self.service(name).url {
@@ -383,7 +403,7 @@ impl Config {
             }
         }
         if changed {
-            std::fs::create_dir_all(&self.data_dir)
+            create_private_dir(&self.data_dir)
                 .map_err(|e| ConfigError(format!("{}: {e}", self.data_dir.display())))?;
             let text = serde_json::to_string_pretty(&stored).unwrap_or_default();
             write_private(&path, &text)
@@ -538,22 +558,38 @@ fn random_secret() -> String {
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = private_file(path, true)?;
+    file.write_all(text.as_bytes())
+}
+
+/// Creates `dir` (and missing parents) readable by the owner only: it holds
+/// signing keys, password hashes and service secrets.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens (creating it if missing) a file only its owner may read or
+/// write, tightening the mode of one that exists; `truncate` empties it.
+pub(crate) fn private_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
     #[cfg(unix)]
     {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        file.write_all(text.as_bytes())
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    #[cfg(not(unix))]
-    {
-        std::fs::write(path, text)
-    }
+    Ok(file)
 }
 
 /// Turns a figment error into one line per problem, naming the key and where

@@ -133,10 +133,13 @@ impl Db {
                 .split('?')
                 .next()
                 .unwrap_or_default();
-            if let Some(parent) = Path::new(path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+            // Owner-only from the start: SQLite gives its -wal and -shm
+            // files the database file's mode.
+            if let Some(parent) = Path::new(path).parent() {
+                crate::config::create_private_dir(parent).map_err(sqlx::Error::Io)?;
+            }
+            if !path.is_empty() && path != ":memory:" && !url.contains("mode=memory") {
+                crate::config::private_file(Path::new(path), false).map_err(sqlx::Error::Io)?;
             }
         }
         // Create the database when missing and the role may; otherwise the

@@ -56,9 +56,11 @@ where
 }
 
 /// Parses a JSON body, naming the offending field on a type error.
+/// A body must be one JSON value: trailing data after it (`{..} garbage`,
+/// `{..}{..}`) is a 400, never silently ignored.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -70,7 +72,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             }
             _ => Problem::bad_request(format!("JSON parse error - {inner}")),
         }
-    })
+    })?;
+    de.end()
+        .map_err(|e| Problem::bad_request(format!("JSON parse error - {e}")))?;
+    Ok(value)
 }
 
 /// The DRF field name and message of a serde data error. A missing field is
@@ -264,5 +269,25 @@ mod tests {
         assert_eq!(err.status, 400);
         assert!(err.errors.is_none());
         assert!(err.detail.starts_with("JSON parse error"));
+    }
+
+    #[test]
+    fn trailing_data_after_the_value_is_400() {
+        let one = br#"{"items":[]}"#;
+        assert!(parse_json::<Body>(one).is_ok());
+        assert!(
+            parse_json::<Body>(b" {\"items\":[]} \r\n\t").is_ok(),
+            "white space is fine"
+        );
+        for body in [
+            &br#"{"items":[]} garbage"#[..],
+            br#"{"items":[]}{"items":[]}"#,
+            br#"{"items":[]}]"#,
+            br#"{"items":[]} 1"#,
+        ] {
+            let err = parse_json::<Body>(body).expect_err("trailing data");
+            assert_eq!(err.status, 400, "{}", String::from_utf8_lossy(body));
+            assert!(err.detail.contains("trailing"), "{}", err.detail);
+        }
     }
 }

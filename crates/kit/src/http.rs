@@ -55,21 +55,15 @@ struct Observe {
 pub fn app(service: &Service, options: &HttpOptions) -> Router {
     // Install the recorder before the first request is counted.
     crate::metrics::handle();
-    let checks = service.readiness.clone();
     let name = service.name.as_str();
-    let defaults = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let checks = checks.clone();
-                async move { readiness(checks).await }
-            }),
-        )
-        .route("/metrics", get(metrics_text));
+    // With an operator listener, metrics and readiness details live there.
+    let no_admin = service.admin.is_none();
+    let defaults = probes(service, no_admin);
+    let defaults = if no_admin {
+        defaults.route("/metrics", get(metrics_text))
+    } else {
+        defaults
+    };
     let defaults = match &service.openapi {
         Some(doc) => {
             let json = doc.to_json().unwrap_or_else(|_| "{}".into());
@@ -123,6 +117,34 @@ async fn security_headers(req: Request, next: Next) -> Response {
     response
 }
 
+/// `/healthz` and `/readyz`; readiness failures are named only when
+/// `details` (an operator is asking).
+fn probes(service: &Service, details: bool) -> Router {
+    let checks = service.readiness.clone();
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let checks = checks.clone();
+                async move { readiness(checks, details).await }
+            }),
+        )
+}
+
+/// The operator listener's app: probes with details, `/metrics` and the
+/// service's admin routes.
+fn admin_app(service: &Service) -> Router {
+    probes(service, true)
+        .route("/metrics", get(metrics_text))
+        .merge(service.admin_routes.clone())
+        .fallback(|| async { Problem::not_found() })
+        .layer(middleware::from_fn(security_headers))
+}
+
 async fn metrics_text() -> Response {
     (
         [(
@@ -134,7 +156,7 @@ async fn metrics_text() -> Response {
         .into_response()
 }
 
-async fn readiness(checks: Vec<crate::service::ReadinessCheck>) -> Response {
+async fn readiness(checks: Vec<crate::service::ReadinessCheck>, details: bool) -> Response {
     let results = futures::future::join_all(checks.iter().map(|(name, check)| {
         let name = name.clone();
         let fut = check();
@@ -154,12 +176,17 @@ async fn readiness(checks: Vec<crate::service::ReadinessCheck>) -> Response {
             }
         }
     }
-    if failures.is_empty() {
-        axum::Json(serde_json::json!({"status": "ready", "checks": report})).into_response()
-    } else {
-        Problem::unavailable(format!("Not ready: {}", failures.join("; ")))
+    match (failures.is_empty(), details) {
+        (true, true) => {
+            axum::Json(serde_json::json!({"status": "ready", "checks": report})).into_response()
+        }
+        (true, false) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        (false, true) => Problem::unavailable(format!("Not ready: {}", failures.join("; ")))
             .with_retry_after(1)
-            .into_response()
+            .into_response(),
+        (false, false) => Problem::unavailable("Not ready.")
+            .with_retry_after(1)
+            .into_response(),
     }
 }
 
@@ -382,6 +409,18 @@ pub async fn serve(
     let name = service.name;
     let custom = service.server.take();
     let app = into_service(app(&service, &options));
+    let admin = service.admin.take().map(|listener| {
+        let token = shutdown.clone();
+        let router = admin_app(&service);
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(service = name.as_str(), error = %e, "admin listener failed");
+            }
+        })
+    });
     let workers: Vec<_> = service
         .workers
         .into_iter()
@@ -428,6 +467,9 @@ pub async fn serve(
         }
     };
     shutdown.cancel();
+    if let Some(admin) = admin {
+        let _ = tokio::time::timeout(options.shutdown_grace, admin).await;
+    }
     for worker in workers {
         if tokio::time::timeout(options.shutdown_grace, worker)
             .await

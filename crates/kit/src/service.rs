@@ -58,8 +58,15 @@ pub struct Service {
     /// gateway merges every service's into one).
     pub openapi: Option<utoipa::openapi::OpenApi>,
     /// Its own server, when the default one is not enough (the gateway's
-    /// proxy fast path).
+    /// per-core proxy server).
     pub server: Option<Server>,
+    /// The operator listener (bound by the platform from `admin_listen`):
+    /// `/metrics`, `/readyz` with details and [`Service::admin_routes`].
+    /// With one, the public port answers neither `/metrics` nor readiness
+    /// details.
+    pub admin: Option<tokio::net::TcpListener>,
+    /// Operator-only routes, served on the admin listener.
+    pub admin_routes: Router,
 }
 
 impl Service {
@@ -74,6 +81,8 @@ impl Service {
             verifier: None,
             openapi: None,
             server: None,
+            admin: None,
+            admin_routes: Router::new(),
         }
     }
 
@@ -86,6 +95,13 @@ impl Service {
     /// Serves the service with `server` instead of the kit's default one.
     pub fn with_server(mut self, server: Server) -> Self {
         self.server = Some(server);
+        self
+    }
+
+    /// Adds operator-only routes (served on the admin listener, never on
+    /// the public port).
+    pub fn with_admin_routes(mut self, routes: Router) -> Self {
+        self.admin_routes = self.admin_routes.merge(routes);
         self
     }
 

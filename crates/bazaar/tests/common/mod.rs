@@ -195,6 +195,16 @@ pub async fn start_with(store: Store, customize: impl FnOnce(&mut Config)) -> Op
 }
 
 impl TestPlatform {
+    /// Absolute URL of a path on the gateway's operator listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let base = self
+            .running
+            .as_ref()
+            .and_then(|r| r.admin_url(ServiceName::Gateway))
+            .expect("gateway admin listener");
+        format!("{base}{path}")
+    }
+
     /// Absolute URL of a gateway path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

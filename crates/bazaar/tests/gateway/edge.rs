@@ -60,6 +60,38 @@ async fn routes_forward_edge_headers_and_hide_internal() {
     let tp = body["traceparent"].as_str().expect("traceparent started");
     assert_eq!(tp.split('-').count(), 4, "{tp}");
 
+    // X-Forwarded-* from a client that is not a trusted proxy are replaced:
+    // a client cannot choose the host pagination links name.
+    let spoofed = |gw: &Gateway| {
+        gw.http
+            .get(gw.url("/api/v1/products/"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .send()
+    };
+    let body: serde_json::Value = spoofed(&gw)
+        .await
+        .expect("spoofed")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["x_forwarded_for"], "127.0.0.1");
+    assert_eq!(body["x_forwarded_proto"], "http");
+    assert_ne!(body["x_forwarded_host"], "evil.example");
+    // From a trusted proxy (the ingress in front) they are kept.
+    let trusting = Gateway::start("trusted_proxies = \"127.0.0.0/8\"", &urls, None).await;
+    let body: serde_json::Value = spoofed(&trusting)
+        .await
+        .expect("trusted")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["x_forwarded_for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(body["x_forwarded_host"], "evil.example");
+    assert_eq!(body["x_forwarded_proto"], "https");
+    trusting.stop().await;
+
     // An incoming traceparent is passed on untouched.
     let incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let body: serde_json::Value = gw
@@ -414,8 +446,25 @@ async fn merged_openapi_and_offline_docs() {
     let r = gw.get("/docs", None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.url().path(), "/docs/");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
     let html = r.text().await.expect("html");
     assert!(html.contains("swagger-ui"), "{html}");
+    // Only its own assets: no inline script the policy would block.
+    assert!(
+        !html.contains("<script>") && !html.contains("<script type=\"text/javascript\">"),
+        "{html}"
+    );
     let mut assets = Vec::new();
     for attr in ["src=\"", "href=\""] {
         for part in html.split(attr).skip(1) {

@@ -28,6 +28,8 @@ pub struct Gateway {
     running: Option<Running>,
     /// Gateway base URL.
     pub base: String,
+    /// Base URL of its operator listener (`/metrics`, `/upstreams`).
+    pub admin: String,
     /// Client (follows a few redirects).
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -50,6 +52,9 @@ impl Gateway {
             .await
             .expect("gateway starts");
         let base = running.gateway_url().expect("gateway url");
+        let admin = running
+            .admin_url(ServiceName::Gateway)
+            .expect("admin listener");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::limited(3))
@@ -58,6 +63,7 @@ impl Gateway {
         Self {
             running: Some(running),
             base,
+            admin,
             http,
             _dir: dir,
         }
@@ -76,8 +82,11 @@ impl Gateway {
     }
 
     pub async fn metrics(&self) -> String {
-        self.get("/metrics", None)
+        self.http
+            .get(format!("{}/metrics", self.admin))
+            .send()
             .await
+            .expect("metrics")
             .text()
             .await
             .expect("metrics")

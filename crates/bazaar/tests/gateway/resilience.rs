@@ -53,15 +53,54 @@ async fn breaker_opens_on_a_dead_upstream_and_closes_when_it_returns() {
             .await
             .contains("gateway_breaker_state{upstream=\"catalog\"} 1")
     );
-    // Other upstreams are unaffected; readiness reports the dead pool.
+    // Other upstreams are unaffected, and the gateway stays ready: one dead
+    // pool must not take every gateway replica out of its Service. The
+    // operator listener names the dead pool; the public port has no metrics.
     assert_eq!(
         gw.get("/api/v1/orders/", Some(&token("u"))).await.status(),
         StatusCode::OK
     );
-    eventually(5, "gateway not ready", || async {
-        (gw.get("/readyz", None).await.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    let upstreams = |gw: &Gateway| {
+        let url = format!("{}/upstreams", gw.admin);
+        let http = gw.http.clone();
+        async move {
+            let body: serde_json::Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("upstreams")
+                .json()
+                .await
+                .expect("json");
+            body["upstreams"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|u| u["name"] == "catalog")
+                .cloned()
+                .expect("catalog pool")
+        }
+    };
+    eventually(5, "catalog pool reported down", || async {
+        let pool = upstreams(&gw).await;
+        (pool["ready"] == false && pool["instances"][0]["healthy"] == false).then_some(())
     })
     .await;
+    assert_eq!(upstreams(&gw).await["breaker"], "open");
+    let r = gw.get("/readyz", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json"),
+        serde_json::json!({"status": "ready"})
+    );
+    assert_eq!(
+        gw.get("/metrics", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        gw.get("/upstreams", None).await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     let back = upstream::start("catalog", addr).await;
     eventually(5, "breaker closes", || async {
@@ -74,8 +113,8 @@ async fn breaker_opens_on_a_dead_upstream_and_closes_when_it_returns() {
             .contains("gateway_breaker_state{upstream=\"catalog\"} 0")
     );
     assert!(back.hits() >= 1);
-    eventually(5, "gateway ready", || async {
-        (gw.get("/readyz", None).await.status() == StatusCode::OK).then_some(())
+    eventually(5, "catalog pool ready again", || async {
+        (upstreams(&gw).await["ready"] == true).then_some(())
     })
     .await;
     gw.stop().await;

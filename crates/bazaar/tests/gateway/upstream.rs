@@ -60,6 +60,8 @@ pub struct Shared {
     pub next_event: Notify,
     /// TCP connections accepted.
     pub connections: AtomicUsize,
+    /// Every request received, as `METHOD path?query`.
+    pub seen: std::sync::Mutex<Vec<String>>,
 }
 
 /// A running upstream.
@@ -83,6 +85,11 @@ impl Upstream {
         self.shared.hits.load(Ordering::SeqCst)
     }
 
+    /// Every request received so far (`METHOD path?query`).
+    pub fn seen(&self) -> Vec<String> {
+        self.shared.seen.lock().expect("seen").clone()
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -103,6 +110,7 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         hits: AtomicUsize::new(0),
         next_event: Notify::new(),
         connections: AtomicUsize::new(0),
+        seen: std::sync::Mutex::new(Vec::new()),
     });
     let app = Router::new()
         .route("/readyz", get(|| async { "ok" }))
@@ -112,6 +120,7 @@ pub async fn start(name: &str, addr: SocketAddr) -> Upstream {
         .route("/api/v1/payments/slow/", get(slow))
         .route("/api/v1/payments/chunked/", get(chunked))
         .route("/api/{*rest}", any(echo))
+        .fallback(unknown)
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -158,8 +167,22 @@ async fn openapi(State(s): State<Arc<Shared>>) -> Response {
     .into_response()
 }
 
+fn record(s: &Shared, req: &Request) {
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    s.seen
+        .lock()
+        .expect("seen")
+        .push(format!("{} {target}", req.method()));
+}
+
+async fn unknown(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    record(&s, &req);
+    axum::http::StatusCode::NOT_FOUND.into_response()
+}
+
 async fn echo(State(s): State<Arc<Shared>>, req: Request) -> Response {
     s.hits.fetch_add(1, Ordering::SeqCst);
+    record(&s, &req);
     let (parts, body) = req.into_parts();
     let header = |n: &str| {
         parts

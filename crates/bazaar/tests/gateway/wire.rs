@@ -1,7 +1,7 @@
 //! The gateway on the wire: a raw TCP client sends exact bytes (pipelined
 //! requests, bodies split across writes, HEAD, `Connection: close`, chunked
-//! request bodies) and reads exact responses, so the fast path's framing
-//! and its hand-over to the general server are checked byte for byte.
+//! request bodies, and request-smuggling attempts) and reads exact
+//! responses, so framing is checked byte for byte.
 
 use std::time::Duration;
 
@@ -255,15 +255,13 @@ async fn chunked_responses_pass_through_with_their_framing() {
 }
 
 #[tokio::test]
-async fn a_connection_moves_to_the_general_server_and_keeps_working() {
+async fn one_connection_serves_proxied_kit_and_streamed_requests() {
     let (_up, gw) = single("").await;
     let mut c = Client::connect(&gw).await;
     c.send(&get("/api/v1/products/?n=1", "")).await;
     assert_eq!(c.read("GET").await.json()["path"], "/api/v1/products/?n=1");
-    // Not a proxied path: the connection goes to the general server...
     c.send(&get("/healthz", "")).await;
     assert_eq!(c.read("GET").await.status, 200);
-    // ...which serves the rest of it, a streamed upload included.
     c.send(&get("/api/v1/products/?n=2", "")).await;
     let r = c.read("GET").await;
     assert_eq!(r.json()["path"], "/api/v1/products/?n=2");
@@ -275,12 +273,334 @@ async fn a_connection_moves_to_the_general_server_and_keeps_working() {
     let r = c.read("POST").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["body"], "hello world");
-    // A streamed upload as the first request goes there at once.
+    gw.stop().await;
+}
+
+// ---- request smuggling ------------------------------------------------------
+
+/// What an attacker hides in a body: a registration and an internal lookup,
+/// each marked so the upstream's log shows whether it ever arrived.
+const SMUGGLED: &str = "POST /api/v1/auth/register/?smuggled=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}GET /internal/users/1?smuggled=2 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// The request every attack is followed by on the same connection.
+const FOLLOW_UP: &str = "GET /api/v1/products/?follow-up=1 HTTP/1.1\r\nHost: shop.test\r\nX-Request-ID: follow-up\r\n\r\n";
+
+/// `head` (ending in the blank line) with `SMUGGLED` as its body, the body
+/// chunked when `chunked`.
+fn attack(head: &str, chunked: bool) -> Vec<u8> {
+    let mut bytes = head
+        .replace("{n}", &SMUGGLED.len().to_string())
+        .into_bytes();
+    if chunked {
+        bytes.extend(format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len()).into_bytes());
+    } else {
+        bytes.extend_from_slice(SMUGGLED.as_bytes());
+    }
+    bytes
+}
+
+impl Client {
+    /// Reads responses until the connection closes or goes quiet; `None`
+    /// ends the list. A response the gateway could not frame fails.
+    async fn responses(&mut self) -> Vec<Wire> {
+        let mut all = Vec::new();
+        loop {
+            let head_done = loop {
+                let mut slots = [httparse::EMPTY_HEADER; 64];
+                let mut res = httparse::Response::new(&mut slots);
+                match res.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(_)) => break true,
+                    Ok(httparse::Status::Partial) => {}
+                    Err(e) => panic!(
+                        "unparsable response: {e}: {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    ),
+                }
+                let mut chunk = [0u8; 8192];
+                match tokio::time::timeout(Duration::from_secs(3), self.tcp.read(&mut chunk)).await
+                {
+                    Ok(Ok(n)) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                    // Closed (or reset) or quiet: no more responses.
+                    _ => break false,
+                }
+            };
+            if !head_done {
+                assert!(
+                    self.buf.is_empty(),
+                    "a partial response: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+                return all;
+            }
+            all.push(self.read("GET").await);
+        }
+    }
+}
+
+/// Sends `bytes` then the follow-up on one connection and checks that
+/// every response is the gateway's own framing, the follow-up (when the
+/// connection is still open for it) gets its own response, no 5xx, and
+/// nothing smuggled reached the upstream.
+async fn assert_not_smuggled(
+    gw: &Gateway,
+    up: &crate::upstream::Upstream,
+    case: &str,
+    bytes: &[u8],
+) {
+    let mut c = Client::connect(gw).await;
+    let mut all = bytes.to_vec();
+    all.extend_from_slice(FOLLOW_UP.as_bytes());
+    c.send(&all).await;
+    let responses = c.responses().await;
+    assert!(!responses.is_empty(), "{case}: no response at all");
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    println!("{case}: {statuses:?}");
+    for r in &responses {
+        assert!(r.status < 500, "{case}: {r:?}");
+        // The echo upstream names the request it answered (a smuggled
+        // request's text inside a body it echoes is only data).
+        let json: Option<serde_json::Value> = serde_json::from_slice(&r.body).ok();
+        let path = json.as_ref().and_then(|j| j["path"].as_str()).unwrap_or("");
+        assert!(
+            !path.contains("smuggled"),
+            "{case}: a smuggled request was answered: {r:?}"
+        );
+        if r.header("x-request-id") == Some("follow-up") {
+            assert_eq!(r.status, 200, "{case}: {r:?}");
+            assert_eq!(path, "/api/v1/products/?follow-up=1", "{case}");
+        } else {
+            assert_ne!(
+                path, "/api/v1/products/?follow-up=1",
+                "{case}: the follow-up's answer under another id"
+            );
+        }
+    }
+    let follow_ups = responses
+        .iter()
+        .filter(|r| r.header("x-request-id") == Some("follow-up"))
+        .count();
+    assert!(
+        follow_ups <= 1,
+        "{case}: the follow-up was answered {follow_ups} times"
+    );
+    // The refusals end the connection; anything accepted keeps it going.
+    if responses[0].status == 400 {
+        assert_eq!(
+            responses.len(),
+            1,
+            "{case}: a response after a refused request: {responses:?}"
+        );
+    }
+    let seen = up.seen();
+    assert!(
+        !seen.iter().any(|r| r.contains("smuggled")),
+        "{case}: the upstream received a smuggled request: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn smuggling_attempts_never_reach_a_service() {
+    let (up, gw) = single("").await;
+    let json =
+        "POST /api/v1/auth/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Framing headers named as connection options.
+        (
+            "Connection: Content-Length",
+            attack(
+                &format!("{json}Connection: Content-Length\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+        (
+            "Connection: keep-alive, Content-Length",
+            attack(
+                &format!(
+                    "{json}Connection: keep-alive, Content-Length\r\nContent-Length: {{n}}\r\n\r\n"
+                ),
+                false,
+            ),
+        ),
+        (
+            "Connection: Transfer-Encoding",
+            attack(
+                &format!(
+                    "{json}Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+                ),
+                true,
+            ),
+        ),
+        (
+            "Connection: keep-alive, transfer-encoding",
+            attack(
+                &format!(
+                    "{json}Connection: keep-alive\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n"
+                ),
+                true,
+            ),
+        ),
+        (
+            "Connection: Host",
+            attack(
+                &format!("{json}Connection: Host\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+        (
+            "Connection: keep-alive, Host",
+            attack(
+                &format!("{json}Connection: keep-alive, Host\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+        // CL.TE: a length covering the whole, chunks ending at once.
+        ("CL.TE", cl_te("Transfer-Encoding: chunked")),
+        (
+            "CL.TE space before colon",
+            cl_te("Transfer-Encoding : chunked"),
+        ),
+        ("CL.TE tab", cl_te("Transfer-Encoding:\tchunked")),
+        (
+            "CL.TE chunked, identity",
+            cl_te("Transfer-Encoding: chunked, identity"),
+        ),
+        (
+            "CL.TE identity, chunked",
+            cl_te("Transfer-Encoding: identity, chunked"),
+        ),
+        (
+            "CL.TE duplicate",
+            cl_te("Transfer-Encoding: chunked\r\nTransfer-Encoding: identity"),
+        ),
+        ("CL.TE uppercase", cl_te("TRANSFER-ENCODING: CHUNKED")),
+        ("CL.TE xchunked", cl_te("Transfer-Encoding: xchunked")),
+        ("CL.TE obs-fold", cl_te("Transfer-Encoding:\r\n chunked")),
+        (
+            "CL.TE obs-fold name",
+            cl_te("X-Pad: a\r\n Transfer-Encoding: chunked"),
+        ),
+        // TE.CL: chunks carrying the smuggled request, a short length.
+        ("TE.CL", te_cl("Transfer-Encoding: chunked")),
+        ("TE.CL uppercase", te_cl("Transfer-Encoding: CHUNKED")),
+        (
+            "TE.CL space before colon",
+            te_cl("Transfer-Encoding : chunked"),
+        ),
+        // Duplicate and conflicting lengths.
+        (
+            "duplicate Content-Length",
+            attack(
+                &format!("{json}Content-Length: 0\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+        (
+            "conflicting Content-Length list",
+            attack(&format!("{json}Content-Length: 0, {{n}}\r\n\r\n"), false),
+        ),
+        (
+            "signed Content-Length",
+            attack(&format!("{json}Content-Length: +{{n}}\r\n\r\n"), false),
+        ),
+        // Bare LF line ends, NUL and CR inside values.
+        (
+            "bare LF",
+            attack(
+                "POST /api/v1/auth/register/ HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: {n}\n\n",
+                false,
+            ),
+        ),
+        (
+            "NUL in a value",
+            attack(
+                &format!("{json}X-Pad: a\0b\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+        (
+            "CR in a value",
+            attack(
+                &format!("{json}X-Pad: a\rContent-Length: 0\r\nContent-Length: {{n}}\r\n\r\n"),
+                false,
+            ),
+        ),
+    ];
+    for (case, bytes) in &cases {
+        assert_not_smuggled(&gw, &up, case, bytes).await;
+    }
+    // The connection-option cases are refused outright.
     let mut c = Client::connect(&gw).await;
-    c.send(
-        b"POST /api/v1/auth/register/ HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    c.send(&cases[0].1).await;
+    let refused = c.read("POST").await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert!(c.closed().await, "the connection ends after the refusal");
+    gw.stop().await;
+}
+
+/// CL.TE with `te` as the Transfer-Encoding line(s).
+fn cl_te(te: &str) -> Vec<u8> {
+    let body = format!("0\r\n\r\n{SMUGGLED}");
+    format!(
+        "POST /api/v1/auth/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{te}\r\n\r\n{body}",
+        body.len()
     )
-    .await;
-    assert_eq!(c.read("POST").await.json()["body"], "abc");
+    .into_bytes()
+}
+
+/// TE.CL with `te` as the Transfer-Encoding line.
+fn te_cl(te: &str) -> Vec<u8> {
+    format!(
+        "POST /api/v1/auth/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n{te}\r\n\r\n{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n",
+        SMUGGLED.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn no_response_reaches_the_wrong_client() {
+    // One worker: both clients share its upstream keep-alive connections.
+    let (up, gw) = single("workers = 1").await;
+    let attacker = async {
+        for round in 0..20 {
+            let mut c = Client::connect(&gw).await;
+            let bytes = if round % 2 == 0 {
+                attack(
+                    "POST /api/v1/auth/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: Content-Length\r\nContent-Length: {n}\r\n\r\n",
+                    false,
+                )
+            } else {
+                cl_te("Transfer-Encoding: chunked")
+            };
+            c.send(&bytes).await;
+            let _ = c.responses().await;
+        }
+    };
+    let victim = async {
+        let mut c = Client::connect(&gw).await;
+        for i in 0..60 {
+            c.send(&get(
+                &format!("/api/v1/products/?victim={i}"),
+                &format!("X-Request-ID: victim-{i}\r\n"),
+            ))
+            .await;
+            let r = c.read("GET").await;
+            assert_eq!(r.status, 200, "{r:?}");
+            assert_eq!(
+                r.header("x-request-id"),
+                Some(format!("victim-{i}").as_str())
+            );
+            assert_eq!(r.json()["path"], format!("/api/v1/products/?victim={i}"));
+        }
+    };
+    tokio::join!(attacker, victim);
+    assert!(
+        !up.seen().iter().any(|r| r.contains("smuggled")),
+        "{:?}",
+        up.seen()
+    );
     gw.stop().await;
 }
