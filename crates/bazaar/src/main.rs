@@ -151,7 +151,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Whatever the error quotes (a connection string), no password.
+            eprintln!(
+                "error: {}",
+                bazaar_kit::secrets::mask_secrets_in(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -490,3 +490,95 @@ async fn services_wait_for_the_migration_job_when_migrate_on_start_is_off() {
         .expect("starts once migrated");
     running.stop().await.expect("stop");
 }
+
+#[test]
+fn errors_never_quote_a_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Nothing listens on port 1: the connection error is reported, masked.
+    let o = bazaar(
+        dir.path(),
+        &["migrate", "catalog"],
+        &[(
+            "BAZAAR_DATABASE_URL",
+            "postgres://shop:hunter2-db@127.0.0.1:1/shop",
+        )],
+        None,
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("postgres://shop:***@127.0.0.1:1"), "{out}");
+    assert!(!out.contains("hunter2"), "a secret was printed:\n{out}");
+    // A value of the wrong shape: the loader's message masks it too.
+    let o = bazaar(
+        dir.path(),
+        &["check"],
+        &[("BAZAAR_REDIS_URL", "http://u:hunter2-redis@cache")],
+        None,
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(!out.contains("hunter2"), "a secret was printed:\n{out}");
+}
+
+#[test]
+fn up_banner_masks_the_broker_password() {
+    if std::net::TcpStream::connect("127.0.0.1:5672").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "RabbitMQ is required under CI=true"
+        );
+        eprintln!("SKIPPED: RabbitMQ not reachable on 127.0.0.1:5672");
+        return;
+    }
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let namespace = format!("bzt{}", uuid::Uuid::now_v7().simple());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bazaar"));
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BAZAAR_DATA_DIR", dir.path().join("data"))
+        .env("BAZAAR_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+        .env("BAZAAR_BROKER_NAMESPACE", &namespace)
+        .env("BAZAAR_LOG_LEVEL", "warn")
+        .arg("up")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for service in [
+        "GATEWAY",
+        "IDENTITY",
+        "CATALOG",
+        "ORDERS",
+        "PAYMENTS",
+        "NOTIFICATIONS",
+    ] {
+        cmd.env(format!("BAZAAR_{service}_LISTEN"), "127.0.0.1:0");
+    }
+    let mut child = cmd.spawn().expect("bazaar up");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("Ctrl-C stops everything") {
+                break;
+            }
+        }
+        let _ = tx.send(banner);
+    });
+    let banner = rx.recv_timeout(std::time::Duration::from_secs(90));
+    let _ = child.kill();
+    let _ = child.wait();
+    let banner = banner.expect("the banner within 90 s");
+    assert!(
+        banner.contains("amqp://guest:***@127.0.0.1:5672"),
+        "{banner}"
+    );
+    assert!(
+        !banner.contains("guest:guest"),
+        "a secret was printed:\n{banner}"
+    );
+}
