@@ -213,7 +213,7 @@ pub async fn healthcheck(
                 Some(s) => {
                     ServiceName::parse(s).with_context(|| format!("unknown service {s:?}"))?
                 }
-                None => ServiceName::Gateway,
+                None => container_service(),
             };
             let mut addr = config.listen(name);
             // A wildcard listener is reached on loopback.
@@ -238,6 +238,24 @@ pub async fn healthcheck(
             eprintln!("{target}: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The service a container serves, for a bare `bazaar healthcheck` (the
+/// image's HEALTHCHECK): the one service other than the gateway whose
+/// `BAZAAR_<SERVICE>_LISTEN` is set (Compose and Kubernetes set it), else
+/// the gateway (the image sets its listener for `bazaar up`).
+fn container_service() -> ServiceName {
+    let set: Vec<ServiceName> = ServiceName::ALL
+        .into_iter()
+        .filter(|n| *n != ServiceName::Gateway)
+        .filter(|n| {
+            std::env::var_os(format!("BAZAAR_{}_LISTEN", n.as_str().to_uppercase())).is_some()
+        })
+        .collect();
+    match set.as_slice() {
+        [one] => *one,
+        _ => ServiceName::Gateway,
     }
 }
 

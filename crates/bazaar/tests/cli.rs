@@ -439,6 +439,17 @@ fn healthcheck_exits_by_the_answer() {
         None,
     );
     assert!(o.status.success(), "{}", text(&o));
+    // Bare, as the image's HEALTHCHECK runs it: the service whose listener is set.
+    let o = bazaar(
+        dir.path(),
+        &["healthcheck"],
+        &[
+            ("BAZAAR_GATEWAY_LISTEN", "127.0.0.1:1"),
+            ("BAZAAR_ORDERS_LISTEN", listen.as_str()),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
     let down = format!("{url}/down");
     let o = bazaar(dir.path(), &["healthcheck", "--url", &down], &[], None);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
