@@ -78,7 +78,7 @@ sleep 1
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
 file=$(ls -S "$TMP"/callgrind.out* | head -1)
-total=$(awk '/^(summary|totals):/ {print $2; exit}' "$file")
+total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
 [[ -n $total && -n $requests ]] || { echo "no count (file $file, requests $requests)" >&2; exit 1; }
 echo "requests: $requests   instructions: $total   per request: $((total / requests))"
 echo
