@@ -136,12 +136,15 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
     let mut admin_addrs = BTreeMap::new();
     for &name in ServiceName::ALL.iter().filter(|n| services.contains(n)) {
         let wanted = config.listen(name);
+        // Read before `listen` is resolved: port 0 there means port 0 here.
+        let wanted_admin = config.admin_listen(name);
+        let wanted_grpc = config.grpc_listen(name);
         let listener = TcpListener::bind(wanted)
             .await
             .with_context(|| format!("{name}: cannot listen on {wanted}"))?;
         let addr = listener.local_addr()?;
         addrs.insert(name, addr);
-        let admin = match config.admin_listen(name) {
+        let admin = match wanted_admin {
             Some(wanted) => {
                 let admin = TcpListener::bind(wanted)
                     .await
@@ -156,7 +159,22 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         if settings.url.is_none() {
             settings.url = Some(format!("http://{addr}"));
         }
-        listeners.push((name, listener, admin));
+        let grpc = match wanted_grpc {
+            Some(wanted) => {
+                let grpc = TcpListener::bind(wanted)
+                    .await
+                    .with_context(|| format!("{name}: cannot listen on {wanted} (grpc_listen)"))?;
+                let addr = grpc.local_addr()?;
+                let settings = config.service_mut(name);
+                settings.grpc_listen = Some(addr);
+                if settings.grpc_url.is_none() {
+                    settings.grpc_url = Some(format!("http://{addr}"));
+                }
+                Some(grpc)
+            }
+            None => None,
+        };
+        listeners.push((name, listener, admin, grpc));
     }
     config
         .ensure_client_secrets()
@@ -170,7 +188,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
     };
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
-    for (name, listener, admin) in listeners {
+    for (name, listener, admin, grpc) in listeners {
         let ctx = ServiceContext::new(name, config.clone(), bus.clone());
         let options = ctx.http_options();
         let mut service = match build_service(ctx).await {
@@ -184,6 +202,7 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
             }
         };
         service.admin = admin;
+        service.grpc_listener = grpc;
         let token = shutdown.clone();
         tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
     }

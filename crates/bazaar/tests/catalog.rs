@@ -1,5 +1,5 @@
 //! Catalog end to end, through the gateway as a client sees it (and the
-//! internal reservation API straight at the catalog, as orders calls it):
+//! internal gRPC reservation API straight at the catalog, as orders calls it):
 //! every filter, ordering and pagination edge, validation errors,
 //! permissions, the read cache, and stock that is never oversold — on
 //! SQLite and PostgreSQL.
@@ -102,19 +102,134 @@ impl Ctx {
         b
     }
 
-    fn internal(&self, path: &str) -> String {
-        format!("{}{path}", self.p.service_url(ServiceName::Catalog))
-    }
-
+    /// Calls catalog's internal gRPC API as orders does, given the call as
+    /// the contract's operations (`/internal/...`-style names kept as
+    /// labels), and answers in the shape the assertions read: an HTTP-like
+    /// status (200, 409 for a rejected reservation, 401/403/400 for the
+    /// gRPC codes) and the answer as JSON (field errors from the status's
+    /// `google.rpc.BadRequest` details).
     async fn internal_post(
         &self,
         path: &str,
         token: Option<&str>,
         body: Value,
     ) -> (StatusCode, Value) {
-        let url = self.internal(path);
-        self.send(reqwest::Method::POST, &url, token, Some(body))
+        use bazaar_proto::catalog::v1 as pb;
+        use tonic_types::StatusExt as _;
+        let url = self.p.config.grpc_urls(ServiceName::Catalog).remove(0);
+        let channel = tonic::transport::Channel::from_shared(url)
+            .expect("url")
+            .connect()
             .await
+            .expect("catalog's internal port");
+        let mut client = pb::catalog_client::CatalogClient::new(channel);
+        fn request<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+            let mut request = tonic::Request::new(message);
+            if let Some(t) = token {
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {t}").parse().expect("meta"),
+                );
+            }
+            request
+        }
+        let str_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let answer: Result<(StatusCode, Value), tonic::Status> = match path {
+            "/internal/products/lookup" => {
+                let ids = body["ids"]
+                    .as_array()
+                    .map(|a| a.iter().map(str_of).collect())
+                    .unwrap_or_default();
+                client
+                    .lookup_products(request(pb::LookupProductsRequest { ids }, token))
+                    .await
+                    .map(|r| {
+                        let products: Vec<Value> = r
+                            .into_inner()
+                            .products
+                            .into_iter()
+                            .map(|p| json!({"id": p.id, "sku": p.sku, "name": p.name, "price": p.price,
+                                            "price_cents": p.price_cents, "currency": p.currency, "stock": p.stock}))
+                            .collect();
+                        (StatusCode::OK, json!({ "products": products }))
+                    })
+            }
+            "/internal/reservations" => {
+                let items = body["items"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|l| pb::ReserveLine {
+                                product_id: str_of(&l["product_id"]),
+                                quantity: l["quantity"].as_i64().unwrap_or_default(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let message = pb::ReserveRequest {
+                    order_id: str_of(&body["order_id"]),
+                    items,
+                };
+                client.reserve(request(message, token)).await.map(|r| {
+                    let r = r.into_inner();
+                    match r.status() {
+                        pb::reserve_response::Status::Reserved => (
+                            StatusCode::OK,
+                            json!({"order_id": r.order_id, "status": "reserved"}),
+                        ),
+                        _ => (
+                            StatusCode::CONFLICT,
+                            json!({"order_id": r.order_id, "status": "rejected",
+                                   "reason": r.reason, "product_ids": r.product_ids}),
+                        ),
+                    }
+                })
+            }
+            other => {
+                let rest = other
+                    .strip_prefix("/internal/reservations/")
+                    .expect("a reservation path");
+                let (order_id, action) = rest.split_once('/').expect("id/action");
+                let message = pb::ReservationRef {
+                    order_id: order_id.to_string(),
+                };
+                let answer = match action {
+                    "commit" => client.commit(request(message, token)).await,
+                    "release" => client.release(request(message, token)).await,
+                    _ => panic!("unknown action {action}"),
+                };
+                answer.map(|r| {
+                    let r = r.into_inner();
+                    (
+                        StatusCode::OK,
+                        json!({"order_id": r.order_id, "status": r.status}),
+                    )
+                })
+            }
+        };
+        match answer {
+            Ok(ok) => ok,
+            Err(status) => {
+                let code = match status.code() {
+                    tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+                    tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                    tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+                    tonic::Code::NotFound => StatusCode::NOT_FOUND,
+                    tonic::Code::Aborted => StatusCode::CONFLICT,
+                    other => panic!("{path}: unexpected {other:?}: {status:?}"),
+                };
+                let mut errors = serde_json::Map::new();
+                if let Some(bad) = status.get_details_bad_request() {
+                    for v in bad.field_violations {
+                        errors.insert(v.field, json!([v.description]));
+                    }
+                }
+                (
+                    code,
+                    json!({"status": code.as_u16(), "detail": status.message(), "errors": errors}),
+                )
+            }
+        }
     }
 }
 

@@ -786,62 +786,72 @@ async fn service_tokens(p: &TestPlatform) {
     .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
-    // /internal/users/{id} on identity itself: scope identity:read only.
-    let internal = format!(
-        "{}/internal/users/{}",
-        p.service_url(ServiceName::Identity),
-        u.id
-    );
-    let r = p
-        .http
-        .get(&internal)
-        .bearer_auth(&notif)
-        .send()
+    // GetUser on identity's internal gRPC port: scope identity:read only.
+    let get_user = |token: Option<String>| {
+        let url = p.config.grpc_urls(ServiceName::Identity).remove(0);
+        let id = u.id.clone();
+        async move {
+            use bazaar_proto::identity::v1::{GetUserRequest, identity_client::IdentityClient};
+            let channel = tonic::transport::Channel::from_shared(url)
+                .expect("url")
+                .connect()
+                .await
+                .expect("identity's internal port");
+            let mut request = tonic::Request::new(GetUserRequest { id });
+            if let Some(t) = token {
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {t}").parse().expect("meta"),
+                );
+            }
+            IdentityClient::new(channel).get_user(request).await
+        }
+    };
+    let user = get_user(Some(notif.clone()))
         .await
-        .expect("internal");
-    assert_eq!(r.status(), StatusCode::OK);
-    let body: Value = r.json().await.expect("user");
+        .expect("notifications may look users up")
+        .into_inner();
     assert_eq!(
-        body,
-        json!({"id": u.id, "username": "heidi", "email": "heidi@example.com", "is_staff": false})
+        (
+            user.id.as_str(),
+            user.username.as_str(),
+            user.email.as_str(),
+            user.is_staff
+        ),
+        (u.id.as_str(), "heidi", "heidi@example.com", false)
     );
-    let r = p
-        .http
-        .get(&internal)
-        .bearer_auth(&orders)
-        .send()
-        .await
-        .expect("internal");
+    let code = |r: Result<_, tonic::Status>| r.map(|_| ()).expect_err("refused").code();
     assert_eq!(
-        r.status(),
-        StatusCode::FORBIDDEN,
+        code(get_user(Some(orders.clone())).await),
+        tonic::Code::PermissionDenied,
         "orders lacks identity:read"
     );
-    let r = p
-        .http
-        .get(&internal)
-        .bearer_auth(&u.access)
-        .send()
-        .await
-        .expect("internal");
     assert_eq!(
-        r.status(),
-        StatusCode::UNAUTHORIZED,
+        code(get_user(Some(u.access.clone())).await),
+        tonic::Code::Unauthenticated,
         "a user token is not a service token"
     );
-    let r = p.http.get(&internal).send().await.expect("internal");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(code(get_user(None).await), tonic::Code::Unauthenticated);
     // A service token is not a user token either.
     assert_401(p, &notif, "service token on a user route").await;
-    // And /internal/ is never routed by the gateway.
-    let r = p
-        .http
-        .get(p.url(&format!("/internal/users/{}", u.id)))
-        .bearer_auth(&notif)
-        .send()
-        .await
-        .expect("gw");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // And /internal/ is never routed by the gateway, nor served by identity.
+    for url in [
+        p.url(&format!("/internal/users/{}", u.id)),
+        format!(
+            "{}/internal/users/{}",
+            p.service_url(ServiceName::Identity),
+            u.id
+        ),
+    ] {
+        let r = p
+            .http
+            .get(&url)
+            .bearer_auth(&notif)
+            .send()
+            .await
+            .expect("http");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{url}");
+    }
 
     // Discovery.
     let r = p

@@ -337,6 +337,63 @@ async fn pending_emails_survive_a_restart(store: Store) {
     drop(own_dir);
 }
 
+/// A user whose `user.registered` never reached notifications still gets
+/// an order's email: the address comes from identity's `GetUser` RPC.
+async fn order_email_for_a_user_notifications_never_heard_of(store: Store) {
+    let mailbox = unique("directory-");
+    let keys = format!(
+        "email_backend = \"memory\"\nmemory_mailbox = \"{mailbox}\"\npoll_interval_ms = 50"
+    );
+    let Some(p) = platform(store, keys).await else {
+        return;
+    };
+    let db = notifications_db(&p).await;
+    let user = p.register_and_login(&unique("gus")).await;
+    let user_id = user.id.clone();
+    // Whatever copy the registration event left is gone, as if the event
+    // had been dead-lettered.
+    p.eventually(20, "recipient copy", || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE user_id = $1")
+            .bind(&user_id)
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
+        (n == 1).then_some(())
+    })
+    .await;
+    sqlx::query("DELETE FROM recipients WHERE user_id = $1")
+        .bind(&user_id)
+        .execute(db.pool())
+        .await
+        .expect("forget the copy");
+    let event = Envelope::new(
+        "order.rejected",
+        1,
+        ServiceName::Orders,
+        json!({
+            "order_id": uuid::Uuid::now_v7().to_string(), "user_id": user_id,
+            "status": "rejected", "status_reason": "out_of_stock", "total": "3.00",
+            "currency": "USD", "items": [
+                {"product_id": "p1", "name": "Tea", "unit_price": "3.00", "quantity": 1, "line_total": "3.00"}
+            ]
+        }),
+    );
+    publish(&db, &event).await;
+    let row = wait_status(&p, &db, &event.id, "sent").await;
+    assert_eq!(
+        row.to_address,
+        format!("{}@example.com", user.username),
+        "address from identity"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recipients WHERE user_id = $1")
+        .bind(&user_id)
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(n, 1, "identity's answer is kept as the local copy");
+    p.stop().await;
+}
+
 macro_rules! both_stores {
     ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod sqlite {
@@ -364,4 +421,5 @@ both_stores!(
     registration_sends_one_welcome_email_over_smtp,
     new_user_sees_welcome_and_others_do_not,
     order_confirmed_after_checkout,
+    order_email_for_a_user_notifications_never_heard_of,
 );

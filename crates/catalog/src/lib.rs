@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 pub mod error;
+mod grpc;
 pub mod openapi;
 pub mod routes;
 pub mod seed;
@@ -53,10 +54,12 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         bus: ctx.bus.clone(),
     };
     let worker_state = state.clone();
+    let (rpcs, names) = grpc::routes(state.clone(), ctx.verifier.clone());
     let router = routes::router(state);
     Ok(ctx
         .service(router)
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_db(db)
         .with_events(&ctx.bus, Vec::new())
         .with_worker("reservation-expiry", move |token| {

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;
+mod grpc;
 pub mod keys;
 mod openapi;
 pub mod routes;
@@ -71,7 +72,8 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         config: ctx.config.clone(),
         settings,
     };
-    let router = routes::router(state);
+    let router = routes::router(state.clone());
+    let (rpcs, names) = grpc::routes(state, ctx.verifier.clone());
     let verifier = ctx.verifier.clone();
     let key_db = db.clone();
     Ok(ctx
@@ -79,6 +81,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
         .with_db(db)
         .with_events(&ctx.bus, Vec::new())
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_worker("jwks-reload", move |token| {
             Box::pin(async move {
                 loop {

@@ -329,6 +329,23 @@ pub struct ServiceCaller {
 }
 
 impl ServiceCaller {
+    /// The caller a verified service token names.
+    pub fn from_claims(claims: &Claims) -> Self {
+        let name = claims
+            .sub
+            .strip_prefix("service:")
+            .unwrap_or(&claims.sub)
+            .to_string();
+        let scopes = claims
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        ServiceCaller { name, scopes }
+    }
+
     /// 403 unless the caller holds `scope`.
     pub fn require(&self, scope: &str) -> Result<(), Problem> {
         if self.scopes.iter().any(|s| s == scope) {
@@ -347,17 +364,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ServiceCaller {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let claims = claims(parts, SERVICE_AUDIENCE, "service").await?;
-        let name = claims
-            .sub
-            .strip_prefix("service:")
-            .unwrap_or(&claims.sub)
-            .to_string();
-        let scopes = claims
-            .scope
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        Ok(ServiceCaller { name, scopes })
+        Ok(ServiceCaller::from_claims(&claims))
     }
 }

@@ -1,6 +1,10 @@
-//! Service-to-service HTTP: the client one Bazaar service uses to call
-//! another's `/internal/` routes.
+//! Service-to-service calls: the client one Bazaar service uses to call
+//! another's internal gRPC API ([`ServiceClient::grpc`]), and JSON over
+//! HTTP where a public route is the contract ([`ServiceClient::post_json`]).
 //!
+//! * **Transport**: one tonic channel per upstream service over HTTP/2,
+//!   connections reused; a comma-separated `grpc_url` is a pool, balanced
+//!   by tonic's channel (power of two choices over ready endpoints).
 //! * **Auth**: a service token from identity's client-credentials grant
 //!   (`POST /api/v1/auth/service-token/` with the caller's
 //!   [`Config::client_secret`]), cached until shortly before it expires and
@@ -49,6 +53,16 @@ pub enum ClientError {
         /// The upstream.
         service: ServiceName,
     },
+    /// The upstream answered an RPC with a gRPC error.
+    #[error("{service} answered {code:?}: {message}")]
+    Rpc {
+        /// The upstream.
+        service: ServiceName,
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
     /// The upstream answered with a non-success status.
     #[error("{service} answered {status}")]
     Status {
@@ -93,6 +107,13 @@ impl From<ClientError> for Problem {
             }
             ClientError::Timeout { service } => {
                 Problem::gateway_timeout(format!("The {service} service did not answer in time."))
+            }
+            ClientError::Rpc { service, .. } => {
+                tracing::warn!(error = %e, "unexpected upstream answer");
+                Problem::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    format!("The {service} service gave an unexpected answer."),
+                )
             }
             ClientError::Status { service, body, .. } => {
                 tracing::warn!(error = %e, %body, "unexpected upstream answer");
@@ -179,6 +200,7 @@ struct Inner {
     options: ClientOptions,
     token: tokio::sync::Mutex<Option<Token>>,
     breakers: Mutex<HashMap<ServiceName, Breaker>>,
+    channels: Mutex<HashMap<ServiceName, tonic::transport::Channel>>,
 }
 
 /// Calls other services' internal APIs with a service token. Cheap to clone.
@@ -202,13 +224,36 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-enum Attempt {
-    Done(Result<String, ClientError>),
+enum Attempt<T = String> {
+    Done(Result<T, ClientError>),
     /// Failed in a way a retry may fix; `safe` says whether it always is.
     Retry {
         error: ClientError,
         safe: bool,
     },
+}
+
+/// How a gRPC error status bears on the call: UNAVAILABLE may be retried;
+/// the server's own DEADLINE_EXCEEDED (it waited for its dependency) is a
+/// timeout answer, not retried here; the rest are answers.
+fn rpc_failure<T>(service: ServiceName, status: tonic::Status) -> Attempt<T> {
+    match status.code() {
+        tonic::Code::Unavailable => Attempt::Retry {
+            error: ClientError::Unavailable {
+                service,
+                detail: status.message().to_string(),
+            },
+            safe: false,
+        },
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            Attempt::Done(Err(ClientError::Timeout { service }))
+        }
+        code => Attempt::Done(Err(ClientError::Rpc {
+            service,
+            code,
+            message: status.message().to_string(),
+        })),
+    }
 }
 
 impl ServiceClient {
@@ -232,6 +277,7 @@ impl ServiceClient {
                 options,
                 token: tokio::sync::Mutex::new(None),
                 breakers: Mutex::new(HashMap::new()),
+                channels: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -255,6 +301,143 @@ impl ServiceClient {
             status: 200,
             body: format!("undecodable answer ({e}): {text}"),
         })
+    }
+
+    /// Calls an RPC of `service`'s internal gRPC API: `rpc` gets the
+    /// service's channel and the request (service token, deadline, request
+    /// id and `traceparent` set) and makes the call with the generated
+    /// client. Retries, token refresh and the breaker work as for HTTP;
+    /// UNAVAILABLE and client-side deadlines are retried only for
+    /// idempotent calls.
+    pub async fn grpc<Req, Resp, F, Fut>(
+        &self,
+        service: ServiceName,
+        call: &CallOptions,
+        message: Req,
+        rpc: F,
+    ) -> Result<Resp, ClientError>
+    where
+        Req: Clone,
+        F: Fn(tonic::transport::Channel, tonic::Request<Req>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let options = &self.inner.options;
+        let timeout = call.timeout.unwrap_or(options.timeout);
+        let mut delay = options.backoff;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            self.breaker_admit(service)?;
+            let outcome = match self
+                .rpc_request(service, call, message.clone(), timeout)
+                .await
+            {
+                Ok((channel, request)) => {
+                    match tokio::time::timeout(timeout, rpc(channel, request)).await {
+                        Ok(Ok(response)) => Attempt::Done(Ok(response.into_inner())),
+                        Ok(Err(status)) => rpc_failure(service, status),
+                        Err(_) => Attempt::Retry {
+                            error: ClientError::Timeout { service },
+                            safe: false,
+                        },
+                    }
+                }
+                Err(error) => Attempt::Retry { error, safe: true },
+            };
+            match outcome {
+                Attempt::Done(Err(ClientError::Rpc {
+                    code: tonic::Code::Unauthenticated,
+                    ..
+                })) if !refreshed => {
+                    // The token may have expired or keys rotated: once, fetch a new one.
+                    refreshed = true;
+                    *self.inner.token.lock().await = None;
+                }
+                Attempt::Done(result) => {
+                    self.breaker_record(service, true);
+                    return result;
+                }
+                Attempt::Retry { error, safe } => {
+                    self.breaker_record(service, false);
+                    attempt += 1;
+                    if attempt > options.retries || !(safe || call.idempotent) {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, attempt, "retrying internal call");
+                    tokio::time::sleep(delay).await;
+                    delay = delay.saturating_mul(2);
+                }
+            }
+        }
+    }
+
+    /// The channel to `service` and a request carrying the service token,
+    /// deadline and trace headers.
+    async fn rpc_request<Req>(
+        &self,
+        service: ServiceName,
+        call: &CallOptions,
+        message: Req,
+        timeout: Duration,
+    ) -> Result<(tonic::transport::Channel, tonic::Request<Req>), ClientError> {
+        let token = self.token().await?;
+        let channel = self.channel(service)?;
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        let metadata = request.metadata_mut();
+        let mut insert = |key: &'static str, value: &str| {
+            if let Ok(v) = value.parse() {
+                metadata.insert(key, v);
+            }
+        };
+        insert("authorization", &format!("Bearer {token}"));
+        if let Some(id) = &call.request_id {
+            insert(crate::http::REQUEST_ID, id);
+        }
+        if let Some(tp) = &call.traceparent {
+            insert("traceparent", tp);
+        }
+        Ok((channel, request))
+    }
+
+    /// The (lazily connecting, shared) channel to `service`'s gRPC URLs.
+    fn channel(&self, service: ServiceName) -> Result<tonic::transport::Channel, ClientError> {
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(channel) = channels.get(&service) {
+            return Ok(channel.clone());
+        }
+        let urls = self.inner.config.grpc_urls(service);
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                tonic::transport::Endpoint::from_shared(url.clone()).map(|e| {
+                    e.connect_timeout(Duration::from_secs(2))
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(30))
+                        .keep_alive_while_idle(true)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Unavailable {
+                service,
+                detail: format!("bad grpc_url: {e}"),
+            })?;
+        let channel = match endpoints.as_slice() {
+            [] => {
+                return Err(ClientError::Unavailable {
+                    service,
+                    detail: "no grpc_url".into(),
+                });
+            }
+            [one] => one.connect_lazy(),
+            _ => tonic::transport::Channel::balance_list(endpoints.into_iter()),
+        };
+        channels.insert(service, channel.clone());
+        Ok(channel)
     }
 
     async fn call(

@@ -91,6 +91,14 @@ impl ServiceName {
         }
     }
 
+    /// Whether other services call it (it serves internal gRPC).
+    pub fn serves_grpc(self) -> bool {
+        matches!(
+            self,
+            ServiceName::Identity | ServiceName::Catalog | ServiceName::Payments
+        )
+    }
+
     /// Whether the service owns a database.
     pub fn has_database(self) -> bool {
         self != ServiceName::Gateway
@@ -141,6 +149,13 @@ pub struct ServiceSettings {
     /// except the gateway's (`127.0.0.1:8010`, or port 0 when the gateway
     /// itself listens on port 0).
     pub admin_listen: Option<SocketAddr>,
+    /// Internal gRPC listener (services others call: identity, catalog,
+    /// payments). Defaults to `127.0.0.1:<9000 + n>` beside the HTTP port
+    /// `8000 + n` (port 0 when `listen`'s port is 0); never the public port.
+    pub grpc_listen: Option<SocketAddr>,
+    /// How other services reach this one's gRPC port: one URL, or several
+    /// separated by commas (balanced). Defaults to `http://<grpc_listen>`.
+    pub grpc_url: Option<String>,
 }
 
 /// The whole platform's configuration.
@@ -323,14 +338,35 @@ impl Config {
         })
     }
 
+    /// Where `name` serves internal gRPC, if it does.
+    pub fn grpc_listen(&self, name: ServiceName) -> Option<SocketAddr> {
+        if let Some(addr) = self.service(name).grpc_listen {
+            return Some(addr);
+        }
+        name.serves_grpc().then(|| {
+            let port = match self.listen(name).port() {
+                0 => 0,
+                _ => name.default_port() + 1000,
+            };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
+    }
+
+    /// The gRPC URLs other services use to reach `name` (several for a pool).
+    pub fn grpc_urls(&self, name: ServiceName) -> Vec<String> {
+        match &self.service(name).grpc_url {
+            Some(urls) => split_urls(urls),
+            None => self
+                .grpc_listen(name)
+                .map(|addr| vec![format!("http://{addr}")])
+                .unwrap_or_default(),
+        }
+    }
+
     /// The URLs other services use to reach `name` (several for a pool).
     pub fn urls(&self, name: ServiceName) -> Vec<String> {
         match &self.service(name).url {
-            Some(urls) => urls
-                .split(',')
-                .map(|u| u.trim().trim_end_matches('/').to_string())
-                .filter(|u| !u.is_empty())
-                .collect(),
+            Some(urls) => split_urls(urls),
             None => vec![format!("http://{}", self.listen(name))],
         }
     }
@@ -433,13 +469,28 @@ impl Config {
         let mut problems = Vec::new();
         let mut ports: BTreeMap<SocketAddr, ServiceName> = BTreeMap::new();
         for name in ServiceName::ALL {
-            let addr = self.listen(name);
-            if addr.port() != 0
-                && let Some(other) = ports.insert(addr, name)
-            {
-                problems.push(format!(
-                    "{name}.listen: {addr} is also used by {other}; give each service its own port"
-                ));
+            let listeners = [
+                ("listen", Some(self.listen(name))),
+                ("grpc_listen", self.grpc_listen(name)),
+                ("admin_listen", self.admin_listen(name)),
+            ];
+            for (key, addr) in listeners {
+                if let Some(addr) = addr
+                    && addr.port() != 0
+                    && let Some(other) = ports.insert(addr, name)
+                {
+                    problems.push(format!(
+                        "{name}.{key}: {addr} is also used by {other}; give each listener its own port"
+                    ));
+                }
+            }
+            for url in self.grpc_urls(name) {
+                if !url.starts_with("http://") {
+                    problems.push(format!(
+                        "{name}.grpc_url: {url:?} is not an http:// URL (BAZAAR_{}_GRPC_URL)",
+                        name.as_str().to_uppercase()
+                    ));
+                }
             }
             for url in self.urls(name) {
                 match url::Url::parse(&url) {
@@ -555,6 +606,14 @@ fn random_secret() -> String {
     use rand::Rng as _;
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A comma-separated URL list, trimmed, without trailing slashes.
+fn split_urls(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

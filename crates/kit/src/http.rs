@@ -409,6 +409,26 @@ pub async fn serve(
     let name = service.name;
     let custom = service.server.take();
     let app = into_service(app(&service, &options));
+    let grpc = match (service.grpc.take(), service.grpc_listener.take()) {
+        (Some((routes, names)), Some(listener)) => {
+            let token = shutdown.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::grpc::serve(routes, names, listener, token.clone()).await {
+                    tracing::error!(service = name.as_str(), error = %e, "internal gRPC server failed");
+                    // Without its internal port the service cannot do its job.
+                    token.cancel();
+                }
+            }))
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                service = name.as_str(),
+                "no grpc_listen: internal RPCs not served"
+            );
+            None
+        }
+        _ => None,
+    };
     let admin = service.admin.take().map(|listener| {
         let token = shutdown.clone();
         let router = admin_app(&service);
@@ -467,8 +487,8 @@ pub async fn serve(
         }
     };
     shutdown.cancel();
-    if let Some(admin) = admin {
-        let _ = tokio::time::timeout(options.shutdown_grace, admin).await;
+    for task in [admin, grpc].into_iter().flatten() {
+        let _ = tokio::time::timeout(options.shutdown_grace, task).await;
     }
     for worker in workers {
         if tokio::time::timeout(options.shutdown_grace, worker)

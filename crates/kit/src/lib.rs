@@ -13,6 +13,7 @@ pub mod deploy_check;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

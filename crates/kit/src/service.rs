@@ -67,6 +67,11 @@ pub struct Service {
     pub admin: Option<tokio::net::TcpListener>,
     /// Operator-only routes, served on the admin listener.
     pub admin_routes: Router,
+    /// Its internal RPCs and their gRPC service names (for health checks).
+    pub grpc: Option<(crate::grpc::Routes, Vec<&'static str>)>,
+    /// The internal gRPC listener (bound by the platform from
+    /// `grpc_listen`).
+    pub grpc_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Service {
@@ -83,6 +88,8 @@ impl Service {
             server: None,
             admin: None,
             admin_routes: Router::new(),
+            grpc: None,
+            grpc_listener: None,
         }
     }
 
@@ -102,6 +109,14 @@ impl Service {
     /// the public port).
     pub fn with_admin_routes(mut self, routes: Router) -> Self {
         self.admin_routes = self.admin_routes.merge(routes);
+        self
+    }
+
+    /// Serves `routes` on the internal gRPC port; `names` are the gRPC
+    /// services in it (`bazaar.catalog.v1.Catalog`), reported serving by
+    /// `grpc.health.v1`.
+    pub fn with_grpc(mut self, routes: crate::grpc::Routes, names: Vec<&'static str>) -> Self {
+        self.grpc = Some((routes, names));
         self
     }
 

@@ -44,14 +44,17 @@ pub fn settings(ctx: &ServiceContext) -> anyhow::Result<NotificationsSettings> {
 /// The event handler of a platform, for `Service::with_events` (and for
 /// tests that apply an event by hand through the kit's inbox).
 pub fn handler(
-    _ctx: &ServiceContext,
+    ctx: &ServiceContext,
     wake: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<events::NotificationHandler> {
     let templates =
         domain::render::Templates::load().map_err(|e| anyhow::anyhow!("email templates: {e}"))?;
     Ok(events::NotificationHandler::new(
         Arc::new(templates),
-        directory::Directory::local_only(),
+        directory::Directory::new(bazaar_kit::client::ServiceClient::new(
+            ServiceName::Notifications,
+            ctx.config.clone(),
+        )),
         wake,
     ))
 }

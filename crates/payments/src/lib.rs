@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sqlx::migrate::Migrator;
 
 pub mod error;
+mod grpc;
 pub mod openapi;
 pub mod provider;
 pub mod routes;
@@ -83,13 +84,14 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
             timeout: Duration::from_millis(settings.provider_timeout_ms.max(1)),
         },
     };
+    let (rpcs, names) = grpc::routes(state.clone(), ctx.verifier.clone());
     let router = Router::new()
-        .merge(routes::internal::router())
         .merge(routes::public::router())
         .with_state(state);
     Ok(ctx
         .service(router)
         .with_openapi(openapi::doc())
+        .with_grpc(rpcs, names)
         .with_db(db)
         .with_events(&ctx.bus, Vec::new()))
 }

@@ -119,8 +119,16 @@ pub async fn start(opts: &SpawnOptions) -> anyhow::Result<Spawned> {
         }
         let mut gateway = None;
         for (name, addr) in free_ports().await? {
-            let key = format!("BAZAAR_{}_LISTEN", name.as_str().to_ascii_uppercase());
-            cmd.env(key, addr.to_string());
+            let upper = name.as_str().to_ascii_uppercase();
+            cmd.env(format!("BAZAAR_{upper}_LISTEN"), addr.to_string());
+            // Internal and operator ports anywhere free: `up` tells the
+            // services each other's bound addresses.
+            if name.serves_grpc() {
+                cmd.env(format!("BAZAAR_{upper}_GRPC_LISTEN"), "127.0.0.1:0");
+            }
+            if name == ServiceName::Gateway {
+                cmd.env("BAZAAR_GATEWAY_ADMIN_LISTEN", "127.0.0.1:0");
+            }
             config.service_mut(name).listen = Some(addr);
             if name == ServiceName::Gateway {
                 gateway = Some(addr);

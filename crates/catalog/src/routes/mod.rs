@@ -1,7 +1,7 @@
-//! HTTP routes: the public catalog API and the internal reservation API.
+//! HTTP routes: the public catalog API (the internal reservation API is
+//! gRPC, in `grpc.rs`).
 
 pub mod categories;
-pub mod internal;
 pub mod products;
 
 use std::sync::Arc;
@@ -44,7 +44,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(categories::router())
         .merge(products::router())
-        .merge(internal::router())
         .with_state(state)
 }
 

@@ -1,7 +1,6 @@
 //! HTTP routes, one file per resource.
 
 pub mod auth;
-pub mod internal;
 pub mod oauth;
 pub mod users;
 pub mod wellknown;
@@ -40,7 +39,6 @@ pub fn router(state: AppState) -> Router {
             get(wellknown::oauth_authorization_server),
         )
         .route("/api/v1/auth/authorize", get(wellknown::authorize))
-        .route("/internal/users/{id}", get(internal::user))
         .with_state(state)
 }
 

@@ -12,8 +12,7 @@ use bazaar_kit::auth::AuthUser;
 use bazaar_kit::client::CallOptions;
 use bazaar_kit::db::{now_rfc3339, unique_violation};
 use bazaar_kit::extract::{Json, parse_json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::traced;
 use super::view::OrderView;
@@ -22,19 +21,8 @@ use crate::domain::request::{CreateOrder, Draft};
 use crate::domain::{Status, canonical_json};
 use crate::error::OrdersError;
 use crate::store::{self, Change, LineRow, Order, OrderRow, idempotency};
-
-#[derive(Deserialize)]
-struct Lookup {
-    products: Vec<Product>,
-}
-
-#[derive(Deserialize)]
-struct Product {
-    id: String,
-    name: String,
-    price_cents: i64,
-    currency: String,
-}
+use bazaar_proto::catalog::v1::catalog_client::CatalogClient;
+use bazaar_proto::catalog::v1::{LookupProductsRequest, Product};
 
 /// Creates an order in `pending` and starts its checkout. With an
 /// `Idempotency-Key`, the same key and body replay the first response.
@@ -150,24 +138,30 @@ async fn price(
         headers,
         CallOptions::idempotent().timeout(state.catalog_timeout),
     );
-    let lookup: Lookup = state
-        .client
-        .post_json(
-            ServiceName::Catalog,
-            "/internal/products/lookup",
-            &json!({"ids": ids}),
-            &call,
-        )
-        .await
-        .map_err(|e| match e {
-            bazaar_kit::client::ClientError::Timeout { service } => {
-                bazaar_kit::client::ClientError::Unavailable {
-                    service,
-                    detail: "timed out".into(),
+    let request = LookupProductsRequest {
+        ids: ids.iter().map(|id| (*id).to_string()).collect(),
+    };
+    let lookup =
+        state
+            .client
+            .grpc(
+                ServiceName::Catalog,
+                &call,
+                request,
+                |channel, request| async move {
+                    CatalogClient::new(channel).lookup_products(request).await
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                bazaar_kit::client::ClientError::Timeout { service } => {
+                    bazaar_kit::client::ClientError::Unavailable {
+                        service,
+                        detail: "timed out".into(),
+                    }
                 }
-            }
-            other => other,
-        })?;
+                other => other,
+            })?;
     let known: BTreeMap<String, Product> = lookup
         .products
         .into_iter()

@@ -1,12 +1,17 @@
-//! The saga's calls to catalog and payments, per `docs/contracts.md`.
+//! The saga's calls to catalog and payments over their internal gRPC APIs
+//! (`proto/bazaar/catalog/v1`, `proto/bazaar/payments/v1`).
 //! Every one is idempotent per `order_id`, so the client may retry it.
 
 use std::time::Duration;
 
 use bazaar_kit::ServiceName;
 use bazaar_kit::client::{CallOptions, ClientError, ServiceClient};
-use serde::Deserialize;
-use serde_json::json;
+use bazaar_proto::catalog::v1::catalog_client::CatalogClient;
+use bazaar_proto::catalog::v1::reserve_response::Status as ReserveStatus;
+use bazaar_proto::catalog::v1::{ReservationRef, ReserveLine, ReserveRequest};
+use bazaar_proto::payments::v1::charge_response::Status as ChargeStatus;
+use bazaar_proto::payments::v1::payments_client::PaymentsClient;
+use bazaar_proto::payments::v1::{ChargeRequest, RefundRequest};
 
 use crate::store::Order;
 
@@ -43,13 +48,6 @@ pub struct Upstream {
     pub charge_timeout: Duration,
 }
 
-#[derive(Deserialize)]
-struct Outcome {
-    status: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 impl Upstream {
     fn catalog_call(&self) -> CallOptions {
         CallOptions::idempotent().timeout(self.catalog_timeout)
@@ -57,42 +55,43 @@ impl Upstream {
 
     /// Reserves every line, or none.
     pub async fn reserve(&self, order: &Order) -> Result<Reservation, ClientError> {
-        let items: Vec<_> = order
-            .lines
-            .iter()
-            .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
-            .collect();
-        let body = json!({"order_id": order.row.id, "items": items});
-        let result: Result<Outcome, _> = self
+        let request = ReserveRequest {
+            order_id: order.row.id.clone(),
+            items: order
+                .lines
+                .iter()
+                .map(|l| ReserveLine {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        let answer = self
             .client
-            .post_json(
-                ServiceName::Catalog,
-                "/internal/reservations",
-                &body,
-                &self.catalog_call(),
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(Reservation::Reserved),
-            Err(e) if e.status() == Some(409) => {
-                let reason = e.body_as::<Outcome>().and_then(|o| o.reason);
-                tracing::debug!(order_id = %order.row.id, ?reason, "reservation rejected");
+            .grpc(ServiceName::Catalog, &self.catalog_call(), request, |channel, request| async move {
+                CatalogClient::new(channel).reserve(request).await
+            })
+            .await?;
+        match answer.status() {
+            ReserveStatus::Reserved => Ok(Reservation::Reserved),
+            _ => {
+                tracing::debug!(order_id = %order.row.id, reason = %answer.reason, "reservation rejected");
                 Ok(Reservation::OutOfStock)
             }
-            Err(e) => Err(e),
         }
     }
 
     /// Commits (finalises) the reservation.
     pub async fn commit(&self, order_id: &str) -> Result<(), ClientError> {
-        let path = format!("/internal/reservations/{order_id}/commit");
-        let _: serde_json::Value = self
-            .client
-            .post_json(
+        let request = ReservationRef {
+            order_id: order_id.to_string(),
+        };
+        self.client
+            .grpc(
                 ServiceName::Catalog,
-                &path,
-                &json!({}),
                 &self.catalog_call(),
+                request,
+                |channel, request| async move { CatalogClient::new(channel).commit(request).await },
             )
             .await?;
         Ok(())
@@ -100,59 +99,55 @@ impl Upstream {
 
     /// Releases the reservation (a no-op when there is none).
     pub async fn release(&self, order_id: &str) -> Result<(), ClientError> {
-        let path = format!("/internal/reservations/{order_id}/release");
-        let _: serde_json::Value = self
-            .client
-            .post_json(
-                ServiceName::Catalog,
-                &path,
-                &json!({}),
-                &self.catalog_call(),
-            )
+        let request = ReservationRef {
+            order_id: order_id.to_string(),
+        };
+        self.client
+            .grpc(ServiceName::Catalog, &self.catalog_call(), request, |channel, request| async move {
+                CatalogClient::new(channel).release(request).await
+            })
             .await?;
         Ok(())
     }
 
     /// Charges the order's total (payments keeps one row per order).
     pub async fn charge(&self, order: &Order) -> Result<Charge, ClientError> {
-        let body = json!({
-            "order_id": order.row.id,
-            "user_id": order.row.user_id,
-            "amount_cents": order.row.total_cents,
-            "currency": order.row.currency,
-            "payment_token": order.row.payment_token,
-        });
+        let request = ChargeRequest {
+            order_id: order.row.id.clone(),
+            user_id: order.row.user_id.clone(),
+            amount_cents: order.row.total_cents,
+            currency: order.row.currency.clone(),
+            payment_token: order.row.payment_token.clone(),
+        };
         let call = CallOptions::idempotent().timeout(self.charge_timeout);
-        let result: Result<Outcome, _> = self
+        let result = self
             .client
-            .post_json(
-                ServiceName::Payments,
-                "/internal/payments/charge",
-                &body,
-                &call,
-            )
+            .grpc(ServiceName::Payments, &call, request, |channel, request| async move {
+                PaymentsClient::new(channel).charge(request).await
+            })
             .await;
         match result {
-            Ok(o) if o.status == "succeeded" => Ok(Charge::Succeeded),
-            Ok(o) if o.status == "refunded" => Ok(Charge::Refunded),
-            Ok(_) => Ok(Charge::Declined),
-            Err(e) if e.status() == Some(504) || matches!(e, ClientError::Timeout { .. }) => {
-                Ok(Charge::TimedOut)
-            }
+            Ok(answer) => Ok(match answer.status() {
+                ChargeStatus::Succeeded => Charge::Succeeded,
+                ChargeStatus::Refunded => Charge::Refunded,
+                _ => Charge::Declined,
+            }),
+            // The provider did not answer in time, or the call timed out.
+            Err(ClientError::Timeout { .. }) => Ok(Charge::TimedOut),
             Err(e) => Err(e),
         }
     }
 
     /// Refunds the order's charge, if there is one.
     pub async fn refund(&self, order_id: &str) -> Result<(), ClientError> {
-        let _: serde_json::Value = self
-            .client
-            .post_json(
-                ServiceName::Payments,
-                "/internal/payments/refund",
-                &json!({"order_id": order_id}),
-                &CallOptions::idempotent().timeout(self.catalog_timeout),
-            )
+        let request = RefundRequest {
+            order_id: order_id.to_string(),
+        };
+        let call = CallOptions::idempotent().timeout(self.catalog_timeout);
+        self.client
+            .grpc(ServiceName::Payments, &call, request, |channel, request| async move {
+                PaymentsClient::new(channel).refund(request).await
+            })
             .await?;
         Ok(())
     }

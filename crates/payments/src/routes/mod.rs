@@ -1,4 +1,3 @@
 //! HTTP routes, one module per resource.
 
-pub mod internal;
 pub mod public;
