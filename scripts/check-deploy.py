@@ -45,6 +45,8 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 PORTS = {"gateway": 8000, "identity": 8001, "catalog": 8002, "orders": 8003,
          "payments": 8004, "notifications": 8005}
+# Internal gRPC ports (SPEC §1), of the services that serve one.
+GRPC = {"identity": 9001, "catalog": 9002, "payments": 9004}
 OBSERVABILITY = {"jaeger", "prometheus", "grafana"}
 SECRETISH = re.compile(r"(PASSWORD|PASS|SECRET|DATABASE_URL|BROKER_URL|REDIS_URL|TOKEN)$")
 problems = []
@@ -161,6 +163,12 @@ def check_compose():
                 problem(f"{where}: needs its own database {host} (secret {name}_database_url)")
         if shared.get(f"BAZAAR_{up}_URL") != f"http://{name}:{port}":
             problem(f"deploy env files: BAZAAR_{up}_URL should be http://{name}:{port}")
+        if name in GRPC:
+            g = GRPC[name]
+            if env.get(f"BAZAAR_{up}_GRPC_LISTEN") != f"0.0.0.0:{g}":
+                problem(f"{where}: BAZAAR_{up}_GRPC_LISTEN should be 0.0.0.0:{g}")
+            if shared.get(f"BAZAAR_{up}_GRPC_URL") != f"http://{name}:{g}":
+                problem(f"deploy env files: BAZAAR_{up}_GRPC_URL should be http://{name}:{g}")
     identity = [s if isinstance(s, str) else s["source"]
                 for s in (services.get("identity") or {}).get("secrets") or []]
     for name in PORTS:
@@ -263,6 +271,35 @@ def check_overlay(label, objs, secret_keys):
         problem(f"{where0}: services should start with BAZAAR_MIGRATE_ON_START=false (the Job migrates)")
     deployments = {d["metadata"]["name"]: d for d in of_kind(objs, "Deployment")}
     k8s_services = {s["metadata"]["name"] for s in of_kind(objs, "Service")}
+    service_ports = {s["metadata"]["name"]: {p["port"] for p in s["spec"].get("ports", [])}
+                     for s in of_kind(objs, "Service")}
+    config = {k: v for c in config_maps.values() for k, v in (c.get("data") or {}).items()}
+    allowed = set()
+    for pol in of_kind(objs, "NetworkPolicy"):
+        target = (pol["spec"].get("podSelector") or {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+        for rule in pol["spec"].get("ingress") or []:
+            for port in rule.get("ports") or []:
+                allowed.add((target, port.get("port")))
+    for name, g in GRPC.items():
+        up = name.upper()
+        if g not in service_ports.get(name, set()):
+            problem(f"{where0}: Service {name} lacks its gRPC port {g}")
+        if config.get(f"BAZAAR_{up}_GRPC_URL") != f"http://{name}:{g}":
+            problem(f"{where0}: ConfigMap should set BAZAAR_{up}_GRPC_URL=http://{name}:{g}")
+        if (name, g) not in allowed:
+            problem(f"{where0}: no NetworkPolicy lets callers reach {name}:{g} (gRPC)")
+        dep = deployments.get(name)
+        if dep:
+            c = dep["spec"]["template"]["spec"]["containers"][0]
+            if g not in [p["containerPort"] for p in c.get("ports", [])]:
+                problem(f"{where0} Deployment {name}: no gRPC container port {g}")
+            if not any(e["name"] == f"BAZAAR_{up}_GRPC_LISTEN" and e.get("value") == f"0.0.0.0:{g}"
+                       for e in c.get("env", [])):
+                problem(f"{where0} Deployment {name}: BAZAAR_{up}_GRPC_LISTEN should be 0.0.0.0:{g}")
+    for name, port in PORTS.items():
+        target_ok = (name, port) in allowed or name == "gateway"
+        if not target_ok:
+            problem(f"{where0}: no NetworkPolicy lets traffic reach {name}:{port}")
     for name, port in PORTS.items():
         dep = deployments.get(name)
         where = f"{where0} Deployment {name}"
