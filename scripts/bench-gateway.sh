@@ -39,40 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/gateway-bench-lib.sh
+source "$ROOT/scripts/gateway-bench-lib.sh"
 UP=$(free_port); GW=$(free_port); NG=$(free_port); ADMIN=$(free_port)
-
-wait_for() {
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "not answering: $1" >&2; exit 1
-}
-
-# The upstream (also plays identity: serves the JWKS) and a token it signs.
-"$TARGET/release/examples/bench_upstream" "127.0.0.1:$UP" "$TMP/token" &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$UP/readyz"
-TOKEN=$(cat "$TMP/token")
-
-# The gateway: every service is the upstream. Limits are on and checked on
-# every request (per IP and per user), set high enough not to throttle wrk.
-mkdir -p "$TMP/data"
-{
-  echo "data_dir = \"$TMP/data\""
-  echo 'log_level = "warn"'
-  echo '[gateway]'
-  echo "listen = \"127.0.0.1:$GW\""
-  echo "admin_listen = \"127.0.0.1:$ADMIN\""
-  echo 'rate_limit = true'
-  echo 'ip_limit = { rps = 10000000.0, burst = 10000000 }'
-  echo 'user_limit = { rps = 10000000.0, burst = 10000000 }'
-  for svc in identity catalog orders payments notifications; do
-    echo "[$svc]"
-    echo "url = \"http://127.0.0.1:$UP\""
-  done
-} > "$TMP/bazaar.toml"
+start_upstream "$UP"
+gateway_config "$TMP/bazaar.toml" "$GW" "$ADMIN" "$UP"
 env -u BAZAAR_REDIS_URL "$TARGET/release/bazaar" --config "$TMP/bazaar.toml" serve gateway > "$TMP/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=($GW_PID)

@@ -34,35 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/gateway-bench-lib.sh
+source "$ROOT/scripts/gateway-bench-lib.sh"
 UP=$(free_port); GW=$(free_port); ADMIN=$(free_port)
-wait_for() {
-  for _ in $(seq 1 600); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "not answering: $1" >&2; exit 1
-}
-
-"$TARGET/release/examples/bench_upstream" "127.0.0.1:$UP" "$TMP/token" &
-PIDS+=($!)
-wait_for "http://127.0.0.1:$UP/readyz"
-TOKEN=$(cat "$TMP/token")
-mkdir -p "$TMP/data"
-{
-  echo "data_dir = \"$TMP/data\""
-  echo 'log_level = "warn"'
-  echo '[gateway]'
-  echo "listen = \"127.0.0.1:$GW\""
-  echo "admin_listen = \"127.0.0.1:$ADMIN\""
-  echo 'workers = 1'
-  echo 'ip_limit = { rps = 10000000.0, burst = 10000000 }'
-  echo 'user_limit = { rps = 10000000.0, burst = 10000000 }'
-  for svc in identity catalog orders payments notifications; do
-    echo "[$svc]"
-    echo "url = \"http://127.0.0.1:$UP\""
-  done
-} > "$TMP/bazaar.toml"
+start_upstream "$UP"
+gateway_config "$TMP/bazaar.toml" "$GW" "$ADMIN" "$UP" 'workers = 1'
 (cd "$TMP" && exec env -u BAZAAR_REDIS_URL valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$TMP/callgrind.out" \
   "$TARGET/release/bazaar" --config "$TMP/bazaar.toml" serve gateway > "$TMP/gateway.log" 2>&1) &
@@ -78,7 +54,7 @@ sleep 1
 requests=$(awk '/requests in/ {print $1}' <<<"$out")
 if grep -q "Non-2xx" <<<"$out"; then echo "non-2xx answers: $out" >&2; exit 1; fi
 file=$(ls -S "$TMP"/callgrind.out* | head -1)
-total=$(awk '/^(summary|totals):/ {print $2; exit}' "$file")
+total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
 [[ -n $total && -n $requests ]] || { echo "no count (file $file, requests $requests)" >&2; exit 1; }
 echo "requests: $requests   instructions: $total   per request: $((total / requests))"
 echo

@@ -80,7 +80,10 @@ async fn noninteractive(db: &bazaar_kit::Db, args: Args) -> anyhow::Result<ExitC
         }
     };
     // As Django: the environment password is taken as is, unvalidated.
-    let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty());
+    // Or from the file BAZAAR_SUPERUSER_PASSWORD_FILE names.
+    let password = bazaar_kit::secrets::env_or_file(PASSWORD_ENV)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .filter(|p| !p.is_empty());
     if password.is_none() {
         eprintln!("Warning: {PASSWORD_ENV} is not set; the superuser has an unusable password.");
     }

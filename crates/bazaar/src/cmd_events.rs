@@ -1,7 +1,5 @@
 //! `bazaar events`: the operator's view of the dead-letter stores.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use bazaar_kit::db::Db;
 use bazaar_kit::events::inbox;
@@ -33,18 +31,19 @@ pub enum EventsCommand {
     },
 }
 
+/// Opens a service's existing database: never creates or migrates one
+/// (an operator's look must not leave a schema behind, or need DDL rights).
 async fn open(config: &Config, name: ServiceName) -> anyhow::Result<Option<Db>> {
-    let Some(migrations) = migrations(name) else {
+    if migrations(name).is_none() {
         return Ok(None);
-    };
-    let db = Db::connect(
-        &config.database_url(name),
-        migrations,
-        Duration::from_secs(5),
-    )
-    .await
-    .with_context(|| format!("{name}: opening its database"))?;
-    Ok(Some(db))
+    }
+    let db = Db::open_existing(&config.database_url(name))
+        .await
+        .with_context(|| format!("{name}: opening its database"))?;
+    if db.is_none() {
+        eprintln!("{name}: no database yet (run `bazaar migrate`); skipped");
+    }
+    Ok(db)
 }
 
 fn services(only: Option<&str>) -> anyhow::Result<Vec<ServiceName>> {

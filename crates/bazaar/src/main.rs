@@ -8,9 +8,10 @@ use bazaar::platform;
 
 mod cmd_createsuperuser;
 mod cmd_keys;
+mod cmd_manage;
 use bazaar_kit::config::LogFormat;
 use bazaar_kit::{Config, ServiceName};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// mimalloc: request handling allocates many small, short-lived buffers,
 /// which it serves faster than the system allocator under concurrency.
@@ -50,9 +51,49 @@ enum Command {
     Migrate {
         /// Only this service.
         service: Option<String>,
+        /// Show what would be applied, and change nothing.
+        #[arg(long)]
+        plan: bool,
     },
-    /// Validate the configuration and say exactly what is wrong.
-    Check,
+    /// List each service's migrations: [X] applied, [ ] pending (reads only).
+    Showmigrations {
+        /// Only this service.
+        service: Option<String>,
+    },
+    /// Validate the configuration and say exactly what is wrong (secrets masked).
+    Check {
+        /// Also refuse settings unsafe in production (placeholder or short
+        /// secrets, SQLite or the embedded bus under `serve`, ...).
+        #[arg(long)]
+        deploy: bool,
+    },
+    /// Change a user's password (prompts twice, as Django's).
+    Changepassword {
+        /// The user's username.
+        username: String,
+    },
+    /// Send a test email to each address through the configured backend.
+    Sendtestemail {
+        /// Recipients.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Exit 0 when the local /healthz answers 200, else 1 (for images without a shell).
+    Healthcheck {
+        /// The service whose listener to ask (default: gateway).
+        service: Option<String>,
+        /// Ask this base URL instead.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Create a staff superuser (prompts, or --noinput with BAZAAR_SUPERUSER_PASSWORD).
     Createsuperuser(cmd_createsuperuser::Args),
     /// Manage identity's token signing keys (`keys rotate`).
@@ -110,22 +151,45 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Whatever the error quotes (a connection string), no password.
+            eprintln!(
+                "error: {}",
+                bazaar_kit::secrets::mask_secrets_in(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "bazaar", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = load_config(&cli)?;
-    if let Command::Check = cli.command {
-        return Ok(check(&config));
+    if let Command::Check { deploy } = cli.command {
+        return Ok(cmd_manage::check(&config, deploy));
     }
     let problems = config.validate();
     if !problems.is_empty() {
-        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+        anyhow::bail!(
+            "invalid configuration:\n  {}",
+            bazaar_kit::secrets::mask_secrets_in(&problems.join("\n  "))
+        );
+    }
+    if let Command::Healthcheck {
+        service,
+        url,
+        timeout,
+    } = &cli.command
+    {
+        let timeout = std::time::Duration::from_secs(*timeout);
+        return cmd_manage::healthcheck(&config, service.as_deref(), url.clone(), timeout).await;
     }
     bazaar_kit::telemetry::init(config.log_format, &config.log_level);
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     match cli.command {
         Command::Up => {
             bazaar::cmd_seed::demo_if_empty(&config).await?;
@@ -139,7 +203,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!(service = name.as_str(), addr = %running.addrs[&name], "serving");
             run_until_signal(running).await?;
         }
-        Command::Migrate { service } => {
+        Command::Migrate {
+            service,
+            plan: true,
+        } => return cmd_manage::migrate_plan(&config, service.as_deref()).await,
+        Command::Showmigrations { service } => {
+            return cmd_manage::showmigrations(&config, service.as_deref()).await;
+        }
+        Command::Changepassword { username } => {
+            return cmd_manage::changepassword(&config, &username).await;
+        }
+        Command::Sendtestemail { addresses } => {
+            return cmd_manage::sendtestemail(&config, &addresses).await;
+        }
+        Command::Migrate {
+            service,
+            plan: false,
+        } => {
             let names = match service {
                 Some(s) => vec![parse_service(&s)?],
                 None => ServiceName::ALL.to_vec(),
@@ -158,7 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events { command } => bazaar::cmd_events::run(&config, command).await?,
         Command::Seed { products } => bazaar::cmd_seed::run(&config, products).await?,
         // Handled above, before logging starts.
-        Command::Check => {}
+        Command::Check { .. } | Command::Healthcheck { .. } | Command::Completions { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -195,35 +275,11 @@ fn print_banner(running: &platform::Running) {
         let db = bazaar_kit::config::redact_url(&running.config.database_url(*name));
         println!("  {:<14} http://{addr:<18} {db}", name.as_str());
     }
-    println!("  broker         {}", running.config.broker_url.expose());
+    println!(
+        "  broker         {}",
+        bazaar_kit::config::redact_url(running.config.broker_url.expose())
+    );
     println!();
     println!("  Ctrl-C stops everything.");
     println!();
-}
-
-fn check(config: &Config) -> ExitCode {
-    let problems = config.validate();
-    if problems.is_empty() {
-        println!("configuration OK");
-        for name in ServiceName::ALL {
-            let db = if name.has_database() {
-                bazaar_kit::config::redact_url(&config.database_url(name))
-            } else {
-                "-".into()
-            };
-            println!(
-                "  {:<14} listen {:<21} db {db}",
-                name.as_str(),
-                config.listen(name).to_string()
-            );
-        }
-        println!("  broker         {}", config.broker_url.expose());
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("configuration has {} problem(s):", problems.len());
-        for p in problems {
-            eprintln!("  - {p}");
-        }
-        ExitCode::FAILURE
-    }
 }

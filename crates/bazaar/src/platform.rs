@@ -50,7 +50,12 @@ pub async fn migrate(config: &Config, name: ServiceName) -> anyhow::Result<()> {
         Duration::from_secs(config.db_connect_timeout_secs),
     )
     .await
-    .with_context(|| format!("{name}: migrating its database"))?;
+    .with_context(|| {
+        format!(
+            "{name}: migrating its database {}",
+            bazaar_kit::config::redact_url(&url)
+        )
+    })?;
     db.close().await;
     Ok(())
 }

@@ -197,7 +197,10 @@ async fn connection(state: Rc<Local>, stream: std::net::TcpStream, peer: SocketA
     };
     let dispatch = Dispatch {
         state: state.clone(),
-        peer,
+        peer: Rc::new(crate::headers::Peer::new(
+            peer,
+            &state.proxy.trusted_proxies,
+        )),
     };
     let stack = ServiceBuilder::new()
         .option_layer(state.cors.clone())
@@ -333,7 +336,7 @@ impl Local {
 #[derive(Clone)]
 struct Dispatch {
     state: Rc<Local>,
-    peer: SocketAddr,
+    peer: Rc<crate::headers::Peer>,
 }
 
 impl Service<Request<Incoming>> for Dispatch {
@@ -347,7 +350,7 @@ impl Service<Request<Incoming>> for Dispatch {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let state = self.state.clone();
-        let peer = self.peer;
+        let peer = self.peer.clone();
         Box::pin(async move {
             if crate::headers::names_framing_header(req.headers()) {
                 // A client that hides its framing from the next hop is
@@ -362,13 +365,13 @@ impl Service<Request<Incoming>> for Dispatch {
             }
             if proxied_route(req.uri().path()).is_none() {
                 let mut req = req.map(AppBody::new);
-                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(ConnectInfo(peer.addr));
                 let response = state.app.clone().oneshot(req).await?;
                 return Ok(response.map(EdgeBody::App));
             }
             let uri = req.uri().clone();
             let request_id = req.headers().get(X_REQUEST_ID).cloned();
-            match state.proxy.forward(req, peer, &state.connections).await {
+            match state.proxy.forward(req, &peer, &state.connections).await {
                 Ok(response) => Ok(response.map(EdgeBody::Upstream)),
                 Err(problem) => Ok(render(&problem, uri.path(), request_id.as_ref())),
             }

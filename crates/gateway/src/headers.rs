@@ -108,29 +108,52 @@ impl TrustedProxies {
     }
 }
 
+/// Who is on the other end of a client connection, worked out once per
+/// connection rather than per request.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// The address.
+    pub addr: std::net::SocketAddr,
+    /// Its IP as text (`X-Forwarded-For`, rate-limit keys).
+    pub ip: HeaderValue,
+    /// Whether it is a trusted proxy.
+    pub trusted: bool,
+}
+
+impl Peer {
+    /// The peer at `addr`, trusted when `trusted` names it.
+    pub fn new(addr: std::net::SocketAddr, trusted: &TrustedProxies) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            addr,
+            ip,
+            trusted: trusted.trusts(addr.ip()),
+        }
+    }
+
+    /// The IP as text.
+    pub fn ip_text(&self) -> &str {
+        self.ip.to_str().unwrap_or("unknown")
+    }
+}
+
 /// Sets `X-Forwarded-For/Proto/Host` and `traceparent` on a request from
 /// `peer`. What a client sent in the `X-Forwarded-*` headers is kept only
 /// when `peer` is a trusted proxy; otherwise the gateway speaks for itself
 /// (a client cannot choose the host that pagination links name).
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    peer: IpAddr,
-    host: Option<HeaderValue>,
-    trusted: bool,
-) {
-    if !trusted {
-        headers.remove(X_FORWARDED_FOR);
+pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderValue>) {
+    if peer.trusted {
+        let prior = headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .map(|prior| format!("{prior}, {}", peer.ip_text()))
+            .and_then(|chain| HeaderValue::from_str(&chain).ok());
+        headers.insert(X_FORWARDED_FOR, prior.unwrap_or_else(|| peer.ip.clone()));
+    } else {
         headers.remove(X_FORWARDED_PROTO);
         headers.remove(X_FORWARDED_HOST);
-    }
-    let mut chain = String::new();
-    if let Some(prior) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        chain.push_str(prior);
-        chain.push_str(", ");
-    }
-    chain.push_str(&peer.to_string());
-    if let Ok(v) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR, v);
+        headers.insert(X_FORWARDED_FOR, peer.ip.clone());
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -224,29 +247,32 @@ mod tests {
 
     #[test]
     fn forwarded_headers_are_trusted_only_from_trusted_proxies() {
-        let peer: IpAddr = "10.1.2.3".parse().expect("ip");
+        let addr: std::net::SocketAddr = "10.1.2.3:5555".parse().expect("addr");
         let sent = [
             ("x-forwarded-for", "203.0.113.9"),
             ("x-forwarded-host", "evil.example"),
             ("x-forwarded-proto", "https"),
         ];
+        let stranger = Peer::new(addr, &TrustedProxies::default());
         let mut untrusted = map(&sent);
         set_forwarded(
             &mut untrusted,
-            peer,
+            &stranger,
             Some(HeaderValue::from_static("shop.example")),
-            false,
         );
         assert_eq!(untrusted["x-forwarded-for"], "10.1.2.3");
         assert_eq!(untrusted["x-forwarded-host"], "shop.example");
         assert_eq!(untrusted["x-forwarded-proto"], "http");
 
+        let ingress = Peer::new(
+            addr,
+            &TrustedProxies::parse(&["10.0.0.0/8".into()]).expect("cidr"),
+        );
         let mut trusted = map(&sent);
         set_forwarded(
             &mut trusted,
-            peer,
+            &ingress,
             Some(HeaderValue::from_static("shop.example")),
-            true,
         );
         assert_eq!(trusted["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
         assert_eq!(trusted["x-forwarded-host"], "evil.example");

@@ -3,7 +3,6 @@
 //! reached the upstream) and timeouts. Requests travel on the worker
 //! thread's own keep-alive connections ([`crate::upstream`]).
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::guard::Guard;
-use crate::headers::{TrustedProxies, set_forwarded, strip_hop_by_hop};
+use crate::headers::{Peer, TrustedProxies, set_forwarded, strip_hop_by_hop};
 use crate::pool::{Admission, Pool};
 use crate::routes::{RouteTable, is_forbidden_path};
 use crate::upstream::{Connections, Pooled, SendError};
@@ -151,7 +150,7 @@ impl Proxy {
     pub async fn forward(
         &self,
         req: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &Peer,
         connections: &Rc<Connections>,
     ) -> Result<Response<Pooled>, Problem> {
         let raw_path = req.uri().path();
@@ -169,8 +168,6 @@ impl Proxy {
             tokio::task::spawn_local(discard(req.into_body()));
             return Err(too_large_problem());
         }
-        let client_ip = peer.ip();
-        let ip_text = client_ip.to_string();
         let authorization = req.headers().get(header::AUTHORIZATION);
         let admission = self
             .admit(
@@ -178,15 +175,14 @@ impl Proxy {
                 req.method(),
                 raw_path,
                 authorization.map(HeaderValue::as_bytes),
-                &ip_text,
+                peer.ip_text(),
             )
             .await?;
         let pool = &self.pools[idx];
         let (mut parts, body) = req.into_parts();
         let host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
-        let trusted = self.trusted_proxies.trusts(client_ip);
-        set_forwarded(&mut parts.headers, client_ip, host, trusted);
+        set_forwarded(&mut parts.headers, peer, host);
         parts.version = axum::http::Version::HTTP_11;
         // Origin form: the upstream gets the client's path and query as sent.
         if let Some(pq) = parts.uri.path_and_query().cloned() {

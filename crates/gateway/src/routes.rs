@@ -147,6 +147,8 @@ const PUBLIC_AUTH: &[&str] = &[
     "/api/v1/auth/token/refresh",
     "/api/v1/auth/logout",
     "/api/v1/auth/service-token",
+    // RFC 6749 §3.1: answers `unsupported_response_type` (no interactive flow).
+    "/api/v1/auth/authorize",
 ];
 
 /// Whether a request may pass without a bearer token. Everything else under

@@ -19,6 +19,10 @@ pub struct Settings {
     pub login_failures_per_ip: i64,
     /// Throttle window, seconds.
     pub login_window_secs: i64,
+    /// The issuer identifier published in discovery: the public URL of the
+    /// platform (e.g. `https://shop.example.com`). Unset: the URL the
+    /// discovery document is requested under.
+    pub issuer: Option<String>,
 }
 
 impl Default for Settings {
@@ -30,6 +34,7 @@ impl Default for Settings {
             login_failures_per_username: 5,
             login_failures_per_ip: 30,
             login_window_secs: 900,
+            issuer: None,
         }
     }
 }

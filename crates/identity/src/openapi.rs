@@ -12,6 +12,7 @@ use crate::routes::{UserOut, auth, users, wellknown};
         auth::register, auth::token, auth::refresh, auth::logout, auth::service_token,
         users::me, users::update_me, users::list, users::detail,
         wellknown::jwks, wellknown::openid_configuration,
+        wellknown::oauth_authorization_server, wellknown::authorize,
     ),
     components(schemas(UserOut, auth::RegisterBody, auth::TokenBody, auth::TokenPair,
         auth::Refreshed, auth::RefreshBody, auth::ServiceTokenBody, auth::ServiceTokenOut,

@@ -76,6 +76,18 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether the upstream refused the service token (it may have expired).
+    fn is_unauthenticated(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Status { status: 401, .. }
+                | ClientError::Rpc {
+                    code: tonic::Code::Unauthenticated,
+                    ..
+                }
+        )
+    }
+
     /// The status code of a [`ClientError::Status`].
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -321,14 +333,9 @@ impl ServiceClient {
         F: Fn(tonic::transport::Channel, tonic::Request<Req>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        let options = &self.inner.options;
-        let timeout = call.timeout.unwrap_or(options.timeout);
-        let mut delay = options.backoff;
-        let mut refreshed = false;
-        let mut attempt = 0;
-        loop {
-            self.breaker_admit(service)?;
-            let outcome = match self
+        let timeout = call.timeout.unwrap_or(self.inner.options.timeout);
+        self.retrying(service, call, || async {
+            match self
                 .rpc_request(service, call, message.clone(), timeout)
                 .await
             {
@@ -343,32 +350,9 @@ impl ServiceClient {
                     }
                 }
                 Err(error) => Attempt::Retry { error, safe: true },
-            };
-            match outcome {
-                Attempt::Done(Err(ClientError::Rpc {
-                    code: tonic::Code::Unauthenticated,
-                    ..
-                })) if !refreshed => {
-                    // The token may have expired or keys rotated: once, fetch a new one.
-                    refreshed = true;
-                    *self.inner.token.lock().await = None;
-                }
-                Attempt::Done(result) => {
-                    self.breaker_record(service, true);
-                    return result;
-                }
-                Attempt::Retry { error, safe } => {
-                    self.breaker_record(service, false);
-                    attempt += 1;
-                    if attempt > options.retries || !(safe || call.idempotent) {
-                        return Err(error);
-                    }
-                    tracing::debug!(%error, attempt, "retrying internal call");
-                    tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
-                }
             }
-        }
+        })
+        .await
     }
 
     /// The channel to `service` and a request carrying the service token,
@@ -447,19 +431,34 @@ impl ServiceClient {
         body: Vec<u8>,
         call: &CallOptions,
     ) -> Result<String, ClientError> {
+        self.retrying(service, call, || self.attempt(service, path, &body, call))
+            .await
+    }
+
+    /// Runs `attempt` under the breaker until it is done: a refused token
+    /// is fetched anew once; failures a retry may fix are retried with
+    /// exponential backoff while the call allows it.
+    async fn retrying<T, A, Fut>(
+        &self,
+        service: ServiceName,
+        call: &CallOptions,
+        attempt: A,
+    ) -> Result<T, ClientError>
+    where
+        A: Fn() -> Fut,
+        Fut: std::future::Future<Output = Attempt<T>>,
+    {
         let options = &self.inner.options;
         let mut delay = options.backoff;
         let mut refreshed = false;
-        let mut attempt = 0;
+        let mut retries = 0;
         loop {
             self.breaker_admit(service)?;
-            let outcome = self.attempt(service, path, &body, call).await;
-            match outcome {
-                Attempt::Done(Err(ClientError::Status { status: 401, .. })) if !refreshed => {
+            match attempt().await {
+                Attempt::Done(Err(e)) if e.is_unauthenticated() && !refreshed => {
                     // The token may have expired or keys rotated: once, fetch a new one.
                     refreshed = true;
                     *self.inner.token.lock().await = None;
-                    continue;
                 }
                 Attempt::Done(result) => {
                     self.breaker_record(service, true);
@@ -467,11 +466,11 @@ impl ServiceClient {
                 }
                 Attempt::Retry { error, safe } => {
                     self.breaker_record(service, false);
-                    attempt += 1;
-                    if attempt > options.retries || !(safe || call.idempotent) {
+                    retries += 1;
+                    if retries > options.retries || !(safe || call.idempotent) {
                         return Err(error);
                     }
-                    tracing::debug!(%error, attempt, "retrying internal call");
+                    tracing::debug!(%error, attempt = retries, "retrying internal call");
                     tokio::time::sleep(delay).await;
                     delay = delay.saturating_mul(2);
                 }

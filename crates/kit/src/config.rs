@@ -198,9 +198,17 @@ pub struct Config {
     pub payments: ServiceSettings,
     /// Notifications settings.
     pub notifications: ServiceSettings,
+    /// Whether `serve`/`up` apply pending migrations at start (Django's
+    /// `migrate` run by hand otherwise). Turn it off where a separate job
+    /// migrates with a DDL-capable role (the Kubernetes manifests do);
+    /// services then wait for the schema instead.
+    pub migrate_on_start: bool,
     /// The figment the values came from, for service-specific keys.
     #[serde(skip)]
     figment: Option<Figment>,
+    /// Things the operator should know about how secrets were read.
+    #[serde(skip)]
+    warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -223,7 +231,9 @@ impl Default for Config {
             orders: ServiceSettings::default(),
             payments: ServiceSettings::default(),
             notifications: ServiceSettings::default(),
+            migrate_on_start: true,
             figment: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -268,9 +278,18 @@ impl Config {
                 .map(|k| env_key(k.as_str()).into())
                 .lowercase(false),
         );
+        // `BAZAAR_<KEY>_FILE` last: a secret's file stands in for its variable.
+        let files = crate::secrets::from_files(|var| std::env::var(var).ok())?;
+        let figment = figment.merge(Serialized::defaults(files.values));
         let mut config: Config = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         config.figment = Some(figment);
+        config.warnings = files.warnings;
         Ok(config)
+    }
+
+    /// Warnings about the secrets read (world-readable secret files).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The settings of one service.
@@ -515,7 +534,58 @@ impl Config {
         if self.request_timeout_secs == 0 {
             problems.push("request_timeout_secs: must be at least 1".into());
         }
+        problems.extend(self.placeholder_problems());
         problems
+    }
+
+    /// Every secret setting that is set, as (key, value).
+    pub fn secret_values(&self) -> Vec<(String, String)> {
+        crate::secrets::secret_keys()
+            .into_iter()
+            .filter_map(|key| {
+                // The typed field (callers may have changed it since
+                // loading), else the raw value (a service's own key).
+                let value = self
+                    .secret_field(&key)
+                    .or_else(|| self.figment.as_ref()?.find_value(&key).ok()?.into_string())?;
+                Some((key, value))
+            })
+            .collect()
+    }
+
+    fn secret_field(&self, key: &str) -> Option<String> {
+        let expose = |s: &Option<Secret<String>>| s.as_ref().map(|s| s.expose().clone());
+        match key.split_once('.') {
+            None => match key {
+                "database_url" => expose(&self.database_url),
+                "broker_url" => Some(self.broker_url.expose().clone()),
+                "redis_url" => expose(&self.redis_url),
+                _ => None,
+            },
+            Some((service, field)) => {
+                let settings = self.service(ServiceName::parse(service)?);
+                match field {
+                    "database_url" => expose(&settings.database_url),
+                    "client_secret" => expose(&settings.client_secret),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// `REPLACE-ME` left in any secret: refused by `check` and at start-up.
+    fn placeholder_problems(&self) -> Vec<String> {
+        self.secret_values()
+            .into_iter()
+            .filter(|(_, value)| crate::secrets::is_placeholder(value))
+            .map(|(key, _)| {
+                let var = crate::secrets::env_var_of(&key);
+                format!(
+                    "{key}: still holds the deploy example's placeholder {}; set the real value ({var} or {var}_FILE)",
+                    crate::secrets::PLACEHOLDER
+                )
+            })
+            .collect()
     }
 }
 
@@ -526,7 +596,9 @@ pub fn redact_url(url: &str) -> String {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => url.to_string(),
+        // Not a URL the parser takes: mask whatever looks like userinfo.
+        Err(_) => crate::secrets::mask_secrets_in(url),
     }
 }
 

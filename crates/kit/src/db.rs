@@ -15,6 +15,9 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::{Any, Executor};
 
+mod inspect;
+pub use inspect::{MigrationState, all_pending};
+
 /// Which SQL engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -62,6 +65,10 @@ pub enum DbError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database is missing or behind its migrations, and this caller
+    /// may not create or migrate it.
+    #[error("{0}")]
+    NotMigrated(String),
     /// Any other SQL error.
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -99,7 +106,7 @@ impl Db {
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
         let deadline = Instant::now() + wait;
         loop {
-            match Self::open(url, backend, max_connections).await {
+            match Self::open(url, backend, max_connections, true).await {
                 Ok(db) => {
                     db.migrate(migrations).await?;
                     return Ok(db);
@@ -113,8 +120,13 @@ impl Db {
         }
     }
 
-    async fn open(url: &str, backend: Backend, max_connections: u32) -> Result<Db, sqlx::Error> {
-        if backend == Backend::Sqlite {
+    async fn open(
+        url: &str,
+        backend: Backend,
+        max_connections: u32,
+        create: bool,
+    ) -> Result<Db, sqlx::Error> {
+        if backend == Backend::Sqlite && create {
             let path = url
                 .trim_start_matches("sqlite://")
                 .trim_start_matches("sqlite:")
@@ -133,6 +145,11 @@ impl Db {
         // Create the database when missing and the role may; otherwise the
         // connect below reports the real problem.
         match Any::database_exists(url).await {
+            Ok(false) if !create => {
+                return Err(sqlx::Error::Configuration(
+                    "the database does not exist".into(),
+                ));
+            }
             Ok(false) => {
                 if let Err(e) = Any::create_database(url).await {
                     tracing::warn!(error = %e, "could not create database");

@@ -10,6 +10,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod deploy_check;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod secrets;
 pub mod service;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -266,9 +266,20 @@ impl ServiceContext {
             .map_err(|e| anyhow::anyhow!("[{}] settings: {e}", self.name.as_str()))
     }
 
-    /// Opens and migrates this service's own database.
+    /// Opens and migrates this service's own database; with
+    /// `migrate_on_start = false`, opens it once another process (the
+    /// migration job) has migrated it.
     pub async fn database(&self, migrations: &Migrations) -> Result<Db, DbError> {
         let url = self.config.database_url(self.name);
+        if !self.config.migrate_on_start {
+            return Db::connect_migrated(
+                &url,
+                migrations,
+                Duration::from_secs(self.config.db_connect_timeout_secs),
+                self.config.db_max_connections,
+            )
+            .await;
+        }
         Db::connect_with(
             &url,
             migrations,

@@ -8,9 +8,11 @@ mod tokens;
 
 mod bench;
 mod catalog;
+mod cli;
 mod grpc;
 mod identity;
 mod notifications;
+mod oauth_clients;
 mod openapi;
 mod orders;
 mod platform;

@@ -26,6 +26,9 @@ const SPEC: &[(&str, &[&str])] = &[
     ("/api/v1/users/{id}/", &["GET"]),
     ("/.well-known/jwks.json", &["GET"]),
     ("/.well-known/openid-configuration", &["GET"]),
+    // RFC 8414 metadata and the discovery document's authorization endpoint.
+    ("/.well-known/oauth-authorization-server", &["GET"]),
+    ("/api/v1/auth/authorize/", &["GET"]),
     ("/api/v1/categories/", &["GET", "POST"]),
     ("/api/v1/products/", &["GET", "POST"]),
     ("/api/v1/products/{id}/", &["GET", "PUT", "PATCH", "DELETE"]),

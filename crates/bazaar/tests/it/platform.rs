@@ -152,10 +152,15 @@ async fn trailing_json_is_refused(p: &TestPlatform) {
         }
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}");
         let problem: serde_json::Value = r.json().await.expect("problem");
+        // The token endpoint answers RFC 6749 §5.2 errors, the rest problem+json.
+        let detail = if path == "/api/v1/auth/token/" {
+            assert_eq!(problem["error"], "invalid_request", "{problem}");
+            &problem["error_description"]
+        } else {
+            &problem["detail"]
+        };
         assert!(
-            problem["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("trailing")),
+            detail.as_str().is_some_and(|d| d.contains("trailing")),
             "{path}: {problem}"
         );
     }

@@ -63,3 +63,36 @@ pub async fn create_superuser(
 pub async fn rotate_keys(db: &Db) -> Result<Rotation, IdentityError> {
     Ok(keys::rotate(db).await?)
 }
+
+/// Opens identity's existing database without creating or migrating it
+/// (commands that change one row must not build a schema on the side).
+pub async fn open_existing(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url(ServiceName::Identity);
+    match Db::open_existing(&url).await? {
+        Some(db) => Ok(db),
+        None => anyhow::bail!(
+            "identity's database {} does not exist; run `bazaar migrate identity` first",
+            bazaar_kit::config::redact_url(&url)
+        ),
+    }
+}
+
+/// A user's username and email, by username (case-insensitive).
+pub async fn find_user(db: &Db, username: &str) -> Result<Option<UserRow>, IdentityError> {
+    Ok(users::by_username(db.pool(), &crate::domain::username::fold(username)).await?)
+}
+
+/// Sets a user's password (Django's `changepassword`) and revokes their
+/// refresh tokens, as a password change through the API does.
+pub async fn change_password(
+    db: &Db,
+    user: &UserRow,
+    password: String,
+) -> Result<(), IdentityError> {
+    let hash = accounts::hash(password).await?;
+    let mut tx = db.pool().begin().await?;
+    users::set_password(&mut tx, &user.id, &hash).await?;
+    crate::store::refresh::revoke_user(&mut tx, &user.id, crate::store::epoch()).await?;
+    tx.commit().await?;
+    Ok(())
+}

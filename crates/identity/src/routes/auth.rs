@@ -4,8 +4,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bazaar_kit::extract::{Json, parse_json};
-use bazaar_kit::{Problem, ServiceName};
+use bazaar_kit::ServiceName;
+use bazaar_kit::extract::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,24 +46,24 @@ pub async fn register(
 /// `POST /token/` body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenBody {
-    username: String,
-    password: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 /// simplejwt's pair response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
-    access: String,
-    refresh: String,
-    token_type: &'static str,
-    expires_in: i64,
+    pub(crate) access: String,
+    pub(crate) refresh: String,
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: i64,
 }
 
 /// The refresh response: a new pair.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Refreshed {
-    access: String,
-    refresh: String,
+    pub(crate) access: String,
+    pub(crate) refresh: String,
 }
 
 fn no_store<T: IntoResponse>(body: T) -> Response {
@@ -106,8 +106,18 @@ async fn check_throttle(state: &AppState, keys: &[(&str, i64)]) -> Result<()> {
 pub async fn token(
     State(state): State<AppState>,
     ip: ClientIp,
-    Json(body): Json<TokenBody>,
-) -> Result<Response> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    super::oauth::token(&state, &ip, &headers, &body).await
+}
+
+/// The password grant: simplejwt's login (JSON) and RFC 6749 §4.3 (form).
+pub(crate) async fn password_grant(
+    state: &AppState,
+    ip: &ClientIp,
+    body: TokenBody,
+) -> Result<TokenPair> {
     let mut errors = bazaar_kit::error::FieldErrors::new();
     for (field, value) in [("username", &body.username), ("password", &body.password)] {
         if value.trim().is_empty() {
@@ -122,7 +132,7 @@ pub async fn token(
     let ip_key = format!("ip:{}", ip.0);
     let settings = &state.settings;
     check_throttle(
-        &state,
+        state,
         &[
             (&user_key, settings.login_failures_per_username),
             (&ip_key, settings.login_failures_per_ip),
@@ -165,12 +175,12 @@ pub async fn token(
         },
     )
     .await?;
-    Ok(no_store(Json(TokenPair {
+    Ok(TokenPair {
         access,
         refresh,
         token_type: "Bearer",
         expires_in: settings.access_ttl_secs,
-    })))
+    })
 }
 
 /// `{refresh}` body of refresh and logout.
@@ -189,8 +199,13 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshBody>,
 ) -> Result<Response> {
+    Ok(no_store(Json(refresh_grant(&state, &body.refresh).await?)))
+}
+
+/// Rotates a refresh token (the refresh endpoint and RFC 6749 §6).
+pub(crate) async fn refresh_grant(state: &AppState, refresh: &str) -> Result<Refreshed> {
     let now = epoch();
-    let hash = tokens::hash_refresh(&body.refresh);
+    let hash = tokens::hash_refresh(refresh);
     let mut tx = state.db.pool().begin().await?;
     let fresh = store::refresh::mark_used(&mut tx, &hash, now).await?;
     let row = store::refresh::by_hash(&mut tx, &hash)
@@ -227,7 +242,7 @@ pub async fn refresh(
         &tokens::access_claims(&user, now, state.settings.access_ttl_secs),
     )
     .await?;
-    Ok(no_store(Json(Refreshed { access, refresh })))
+    Ok(Refreshed { access, refresh })
 }
 
 /// Ends the session of a refresh token → 204 (its family is revoked).
@@ -256,11 +271,11 @@ pub async fn logout(
 /// OAuth2 client-credentials request (JSON or form-encoded).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ServiceTokenBody {
-    grant_type: String,
+    pub(crate) grant_type: String,
     #[serde(default)]
-    client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     #[serde(default)]
-    client_secret: Option<String>,
+    pub(crate) client_secret: Option<String>,
 }
 
 /// The client-credentials response.
@@ -283,7 +298,7 @@ pub fn scopes_for(service: ServiceName) -> &'static str {
     }
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -308,23 +323,23 @@ pub async fn service_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body: ServiceTokenBody = if form {
-        serde_urlencoded::from_bytes(&body)
-            .map_err(|e| Problem::bad_request(format!("Invalid form body: {e}")))?
-    } else {
-        parse_json(&body)?
-    };
+) -> Response {
+    super::oauth::service_token(&state, &headers, &body).await
+}
+
+/// The client-credentials grant (RFC 6749 §4.4): client id and secret in
+/// the body or in `Authorization: Basic`.
+pub(crate) async fn client_credentials_grant(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: ServiceTokenBody,
+) -> Result<ServiceTokenOut> {
     if body.grant_type != "client_credentials" {
         return Err(IdentityError::UnsupportedGrant);
     }
     let (client_id, secret) = match (body.client_id, body.client_secret) {
         (Some(id), Some(secret)) => (id, secret),
-        _ => basic_credentials(&headers).ok_or(IdentityError::BadClient)?,
+        _ => basic_credentials(headers).ok_or(IdentityError::BadClient)?,
     };
     let service = ServiceName::parse(&client_id).ok_or(IdentityError::BadClient)?;
     let expected = state
@@ -339,10 +354,10 @@ pub async fn service_token(
     let ttl = state.settings.service_ttl_secs;
     let claims = tokens::service_claims(service.as_str(), scope, epoch(), ttl);
     let access_token = tokens::sign(&state.db, &claims).await?;
-    Ok(no_store(Json(ServiceTokenOut {
+    Ok(ServiceTokenOut {
         access_token,
         token_type: "Bearer",
         expires_in: ttl,
         scope: scope.to_string(),
-    })))
+    })
 }

@@ -1,6 +1,7 @@
 //! HTTP routes, one file per resource.
 
 pub mod auth;
+pub mod oauth;
 pub mod users;
 pub mod wellknown;
 
@@ -33,6 +34,11 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/openid-configuration",
             get(wellknown::openid_configuration),
         )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(wellknown::oauth_authorization_server),
+        )
+        .route("/api/v1/auth/authorize", get(wellknown::authorize))
         .with_state(state)
 }
 
