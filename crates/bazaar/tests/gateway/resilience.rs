@@ -206,11 +206,11 @@ async fn a_killed_instance_causes_no_failed_gets_and_returns_when_healthy() {
 
 #[tokio::test]
 async fn slow_upstream_gives_504() {
+    // The route answers after 5 s: a 504 (not its 200) shows the gateway
+    // gave up at its own deadline.
     let (_up, gw) = single("upstream_timeout_secs = 1\n").await;
-    let started = std::time::Instant::now();
     let r = gw.get("/api/v1/payments/slow/", Some(&token("u"))).await;
     assert_problem(r, StatusCode::GATEWAY_TIMEOUT).await;
-    assert!(started.elapsed() < Duration::from_secs(4));
     gw.stop().await;
 }
 
