@@ -31,6 +31,15 @@ pub fn deploy_problems(config: &Config, env: impl Fn(&str) -> Option<String>) ->
                 .into(),
         );
     }
+    if !gateway_trusts_a_proxy(config) {
+        problems.push(
+            "gateway.trusted_proxies: unset, so behind an ingress or load balancer every client \
+             looks like the proxy itself (one shared per-IP rate limit, and the proxy's \
+             X-Forwarded-* are discarded); set BAZAAR_GATEWAY_TRUSTED_PROXIES to the proxy's \
+             addresses or CIDRs, e.g. 10.0.0.0/8"
+                .into(),
+        );
+    }
     for name in ServiceName::ALL {
         let var = secrets::env_var_of(&format!("{name}.client_secret"));
         match config.client_secret(name) {
@@ -76,13 +85,32 @@ pub fn deploy_problems(config: &Config, env: impl Fn(&str) -> Option<String>) ->
     problems
 }
 
+/// Whether `[gateway] trusted_proxies` names at least one proxy (a list,
+/// or one comma-separated string as the environment gives it).
+fn gateway_trusts_a_proxy(config: &Config) -> bool {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Edge {
+        trusted_proxies: Option<serde_json::Value>,
+    }
+    let edge: Edge = config.section(ServiceName::Gateway).unwrap_or_default();
+    match edge.trusted_proxies {
+        Some(serde_json::Value::String(s)) => s.split(',').any(|p| !p.trim().is_empty()),
+        Some(serde_json::Value::Array(list)) => !list.is_empty(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Secret;
 
     fn production() -> Config {
-        let mut c = Config::default();
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("bazaar.toml");
+        std::fs::write(&file, "[gateway]\ntrusted_proxies = \"10.0.0.0/8\"\n").expect("toml");
+        let mut c = Config::load(Some(&file)).expect("config");
         c.database_url = Some(Secret::new(
             "postgres://bazaar:a-long-db-password@db:5432/bazaar".into(),
         ));
@@ -103,6 +131,11 @@ mod tests {
     fn every_refusal_names_its_fix() {
         // The laptop defaults: SQLite, embedded bus, generated secrets.
         let problems = deploy_problems(&Config::default(), |_| None);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("gateway.trusted_proxies: unset") && p.contains("CIDR"))
+        );
         let sqlite = problems.iter().filter(|p| p.contains("SQLite")).count();
         assert_eq!(sqlite, 5, "{problems:?}");
         assert!(

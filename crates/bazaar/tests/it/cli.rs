@@ -164,6 +164,7 @@ fn check_deploy_refuses_laptop_settings_and_passes_production_ones() {
         "catalog.database_url: SQLite",
         "broker_url: the embedded bus",
         "orders.client_secret: unset",
+        "gateway.trusted_proxies: unset",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
@@ -180,6 +181,7 @@ fn check_deploy_refuses_laptop_settings_and_passes_production_ones() {
             "BAZAAR_BROKER_URL",
             "amqps://bazaar:a-long-broker-password@mq/bazaar",
         ),
+        ("BAZAAR_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8"),
     ];
     let vars: Vec<String> = [
         "GATEWAY",

@@ -48,6 +48,14 @@ impl Amqp {
     }
 
     async fn open(&self) -> lapin::Result<(Connection, Channel)> {
+        // A broker that is starting may accept the TCP connection and stall
+        // the handshake: give up and let the caller retry.
+        tokio::time::timeout(LINK_TIMEOUT, self.open_now())
+            .await
+            .unwrap_or_else(|_| Err(link_timed_out()))
+    }
+
+    async fn open_now(&self) -> lapin::Result<(Connection, Channel)> {
         let conn = Connection::connect(&self.url, ConnectionProperties::default()).await?;
         let channel = conn.create_channel().await?;
         channel
@@ -196,6 +204,15 @@ impl Amqp {
     }
 }
 
+/// Longest a connection handshake or a publish confirm may take.
+const LINK_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn link_timed_out() -> lapin::Error {
+    lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+        lapin::ConnectionState::Closed,
+    ))
+}
+
 /// Publishes with confirms over one lazily (re)opened channel.
 pub struct AmqpPublisher {
     amqp: Amqp,
@@ -228,7 +245,7 @@ impl Publisher for AmqpPublisher {
     fn publish<'a>(&'a self, event: &'a Envelope) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let payload = serde_json::to_vec(event).map_err(|e| e.to_string())?;
-            let result = async {
+            let attempt = async {
                 let channel = self.channel().await?;
                 let confirm = channel
                     .basic_publish(
@@ -244,8 +261,12 @@ impl Publisher for AmqpPublisher {
                     .await?
                     .await?;
                 Ok::<bool, lapin::Error>(confirm.is_ack())
-            }
-            .await;
+            };
+            // A confirm that never comes (the link died half-open) must not
+            // hold the relay: the event stays in the outbox and is retried.
+            let result = tokio::time::timeout(LINK_TIMEOUT, attempt)
+                .await
+                .unwrap_or_else(|_| Err(link_timed_out()));
             match result {
                 Ok(true) => Ok(()),
                 Ok(false) => Err("broker refused the message (nack)".into()),
