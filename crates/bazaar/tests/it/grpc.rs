@@ -256,6 +256,12 @@ async fn internal_ports_answer_health_and_reflection_and_http_has_no_internal_pa
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
         assert!(names.contains(&grpc_name), "{service}: {names:?}");
         assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with("bazaar.") || *n == grpc_name),
+            "{service} advertises only what it serves: {names:?}"
+        );
+        assert!(
             names.iter().any(|n| n == "grpc.health.v1.Health"),
             "{service}: {names:?}"
         );
@@ -309,4 +315,54 @@ fn capitalised(name: &str) -> String {
         .next()
         .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
         .unwrap_or_default()
+}
+
+/// The internal ports through a third-party client: Python's grpcio with
+/// its health-checking and reflection packages (`scripts/grpc-client-check.py`;
+/// `.ci/run` installs them). Skips loudly without them; fails under `CI=true`.
+#[tokio::test]
+async fn grpcio_reads_health_and_reflection_on_every_internal_port() {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import grpc, grpc_health.v1, grpc_reflection"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 with grpcio, grpcio-health-checking and grpcio-reflection is required under CI=true"
+        );
+        eprintln!("SKIPPED: python3 with grpcio not available");
+        return;
+    }
+    let p = common::start(Store::Sqlite)
+        .await
+        .expect("sqlite needs no server");
+    let mut args = Vec::new();
+    for service in CALLED {
+        let url = p.config.grpc_urls(service).remove(0);
+        args.push(url.trim_start_matches("http://").to_string());
+        args.push(format!(
+            "bazaar.{0}.v1.{1}",
+            service.as_str(),
+            capitalised(service.as_str())
+        ));
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/grpc-client-check.py"
+    );
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(&args)
+        .output()
+        .await
+        .expect("python3");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("all gRPC client checks passed"), "{log}");
+    p.stop().await;
 }
