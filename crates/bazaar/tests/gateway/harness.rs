@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bazaar::Running;
+pub use bazaar_kit::testing::eventually;
 use bazaar_kit::{Config, ServiceName};
 use reqwest::StatusCode;
 
@@ -105,24 +106,6 @@ pub async fn single(toml: &str) -> (Upstream, Gateway) {
     let urls: Vec<_> = SERVICES.iter().map(|s| (*s, up.url())).collect();
     let gw = Gateway::start(toml, &urls, None).await;
     (up, gw)
-}
-
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub async fn assert_problem(r: reqwest::Response, status: StatusCode) -> serde_json::Value {
