@@ -206,8 +206,9 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         let token = shutdown.clone();
         tasks.push((name, tokio::spawn(serve(service, listener, options, token))));
     }
-    // Every subscriber is registered now; delivery may begin.
-    bus.start().await?;
+    // Every subscriber is registered now; delivery may begin once the
+    // broker answers (retried in the background; `/readyz` says why not).
+    bus.start_in_background(shutdown.clone());
     Ok(Running {
         addrs,
         admin_addrs,

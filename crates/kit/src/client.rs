@@ -160,7 +160,7 @@ impl Default for ClientOptions {
             retries: 2,
             backoff: Duration::from_millis(50),
             breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(2),
+            breaker_cooldown: Duration::from_millis(500),
         }
     }
 }

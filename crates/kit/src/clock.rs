@@ -1,4 +1,5 @@
-//! Time: the clock every service reads and the one retry backoff policy.
+//! Time: the clock every service reads, the one retry backoff policy and
+//! lease renewal.
 
 use std::time::Duration;
 
@@ -71,6 +72,32 @@ impl Backoff {
     pub fn delay_millis(&self, attempt: i64) -> i64 {
         i64::try_from(self.delay(attempt).as_millis()).unwrap_or(i64::MAX)
     }
+}
+
+/// Runs `work` while calling `renew` every `every` (in its own task, so a
+/// slow renewal never stalls the work), and stops renewing when `work` ends
+/// or is dropped. Pair it with a lease a few times longer than `every`: a
+/// holder that dies stops renewing, and its work is taken over as soon as
+/// the lease runs out, not after the longest step could take.
+pub async fn renewing<T, W, R, RF>(every: Duration, mut renew: R, work: W) -> T
+where
+    W: std::future::Future<Output = T>,
+    R: FnMut() -> RF + Send + 'static,
+    RF: std::future::Future<Output = ()> + Send,
+{
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _renewer = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            renew().await;
+        }
+    }));
+    work.await
 }
 
 #[cfg(test)]

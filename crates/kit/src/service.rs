@@ -187,6 +187,16 @@ impl Service {
         if let Some(subscriptions) = self.pending_events.take() {
             let workers = bus.workers(self.name, db, subscriptions);
             self.workers.extend(workers);
+            if !bus.is_embedded() {
+                let bus = bus.clone();
+                self.readiness.push((
+                    "broker".into(),
+                    Arc::new(move || {
+                        let ready = bus.readiness();
+                        Box::pin(async move { ready })
+                    }),
+                ));
+            }
         }
     }
 

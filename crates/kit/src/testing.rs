@@ -145,3 +145,132 @@ impl TestApp {
         (status, json)
     }
 }
+
+/// A TCP forwarder the test controls, between a service and one of its
+/// servers (database, broker): the test can refuse connections, cut every
+/// connection it carries, or cut each new one after a number of bytes — the
+/// server "goes away" without stopping the machine's shared server.
+pub struct Cable {
+    addr: std::net::SocketAddr,
+    upstream: String,
+    /// Set while the cable listens; `send(true)` cuts it.
+    link: std::sync::Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    /// Bytes a new connection carries from the server before it is cut
+    /// (`u64::MAX`: no limit).
+    limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Cable {
+    /// A cable on a free local port to `upstream`, carrying traffic.
+    pub async fn open(upstream: &str) -> Cable {
+        let cable = Cable::closed(upstream);
+        cable.connect().await;
+        cable
+    }
+
+    /// A cable whose port is chosen but closed (connections are refused)
+    /// until [`Cable::connect`].
+    pub fn closed(upstream: &str) -> Cable {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = probe.local_addr().expect("addr");
+        drop(probe);
+        Cable {
+            addr,
+            upstream: upstream.to_string(),
+            link: std::sync::Mutex::new(None),
+            limit: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+        }
+    }
+
+    /// Where services connect.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Starts (or restarts) listening and forwarding on the same port.
+    pub async fn connect(&self) {
+        self.cut();
+        let listener = {
+            let mut tries = 0;
+            loop {
+                match tokio::net::TcpListener::bind(self.addr).await {
+                    Ok(l) => break l,
+                    Err(e) if tries < 100 => {
+                        tries += 1;
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("cable cannot listen on {} again: {e}", self.addr),
+                }
+            }
+        };
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let upstream = self.upstream.clone();
+        let limit = self.limit.clone();
+        tokio::spawn(async move {
+            let mut stop = rx.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((client, _)) = accepted else { break };
+                        let bytes = limit.load(std::sync::atomic::Ordering::Relaxed);
+                        tokio::spawn(carry(client, upstream.clone(), bytes, rx.clone()));
+                    }
+                }
+            }
+        });
+        *self
+            .link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+    }
+
+    /// Closes the port and drops every connection it carries.
+    pub fn cut(&self) {
+        if let Some(tx) = self
+            .link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Connections opened from now on carry at most `bytes` from the
+    /// server and are then cut (`None`: no limit) — a link that dies in
+    /// the middle of a handshake or a declaration.
+    pub fn limit_bytes(&self, bytes: Option<u64>) {
+        self.limit.store(
+            bytes.unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+impl Drop for Cable {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+async fn carry(
+    client: tokio::net::TcpStream,
+    upstream: String,
+    limit: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::AsyncReadExt;
+    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (server_rx, mut server_tx) = server.into_split();
+    let mut server_rx = server_rx.take(limit);
+    tokio::select! {
+        _ = tokio::io::copy(&mut client_rx, &mut server_tx) => {}
+        _ = tokio::io::copy(&mut server_rx, &mut client_tx) => {}
+        _ = stop.changed() => {}
+    }
+}

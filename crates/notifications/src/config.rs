@@ -110,10 +110,12 @@ impl NotificationsSettings {
         )
     }
 
-    /// How long a claimed notification stays reserved for one sender: past
-    /// it, a crashed sender's row is picked up again.
+    /// How long a claimed notification stays reserved for one sender
+    /// without renewal: the sender renews it every third of this while the
+    /// SMTP conversation lasts, so past it a crashed sender's row is picked
+    /// up again — seconds after the crash, whatever the send timeout.
     pub fn lease_ms(&self) -> i64 {
-        (self.email_timeout_secs.max(1) * 3 + 30) as i64 * 1000
+        5000
     }
 
     /// Rejects values that cannot work, worded for the operator.

@@ -10,7 +10,8 @@ use serde::Deserialize;
 pub struct Settings {
     /// How often the timer looks for orders whose saga step is due (ms).
     pub saga_interval_ms: u64,
-    /// How long a driver owns an order; after a crash, the order resumes
+    /// How long a driver owns an order without renewing (it renews every
+    /// third of this while a step runs); after a crash, the order resumes
     /// once this has passed (ms).
     pub lease_ms: u64,
     /// Charges that time out before the order is rejected `payment_timeout`.
@@ -28,8 +29,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            saga_interval_ms: 1000,
-            lease_ms: 15_000,
+            saga_interval_ms: 500,
+            lease_ms: 3000,
             charge_attempts: 3,
             charge_retry_ms: 500,
             catalog_timeout_ms: 5000,

@@ -16,3 +16,4 @@ mod oauth_clients;
 mod openapi;
 mod orders;
 mod platform;
+mod resilience;

@@ -227,59 +227,6 @@ async fn platform_on_postgres() {
     p.stop_and_drop().await;
 }
 
-/// A TCP forwarder to PostgreSQL that the test can cut and restore, so the
-/// database "goes away" without stopping the shared server.
-struct Cable {
-    addr: std::net::SocketAddr,
-    stop: tokio_util_lite::Stop,
-}
-
-mod tokio_util_lite {
-    /// Cancels a forwarder and every connection it carries.
-    #[derive(Clone)]
-    pub struct Stop(pub tokio::sync::watch::Sender<bool>);
-}
-
-impl Cable {
-    async fn connect(addr: Option<std::net::SocketAddr>, upstream: &'static str) -> Cable {
-        let listener = tokio::net::TcpListener::bind(
-            addr.unwrap_or_else(|| "127.0.0.1:0".parse().expect("addr")),
-        )
-        .await
-        .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let mut rx_accept = rx.clone();
-            loop {
-                tokio::select! {
-                    _ = rx_accept.changed() => break,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { break };
-                        let mut rx_conn = rx.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = rx_conn.changed() => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Cable {
-            addr,
-            stop: tokio_util_lite::Stop(tx),
-        }
-    }
-
-    fn cut(self) -> std::net::SocketAddr {
-        let _ = self.stop.0.send(true);
-        self.addr
-    }
-}
-
 /// `bazaar serve catalog` on PostgreSQL: `/readyz` is a 503 problem while
 /// the database is unreachable and 200 again once it is back, no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +234,7 @@ async fn readiness_follows_the_database() {
     if !common::server_available("PostgreSQL", "127.0.0.1:5432").await {
         return;
     }
-    let cable = Cable::connect(None, "127.0.0.1:5432").await;
+    let cable = bazaar_kit::testing::Cable::open("127.0.0.1:5432").await;
     let dir = tempfile::tempdir().expect("dir");
     let mut config = common::base_config(dir.path(), Store::Sqlite);
     let db = format!(
@@ -296,7 +243,7 @@ async fn readiness_follows_the_database() {
     );
     config.catalog.database_url = Some(bazaar_kit::Secret::new(format!(
         "postgres://postgres@{}/{db}",
-        cable.addr
+        cable.addr()
     )));
     let running = bazaar::start(config, &[bazaar_kit::ServiceName::Catalog])
         .await
@@ -314,7 +261,7 @@ async fn readiness_follows_the_database() {
     };
     assert_eq!(status(http.clone(), url.clone()).await.0, StatusCode::OK);
 
-    let addr = cable.cut();
+    cable.cut();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let (code, ct) = status(http.clone(), url.clone()).await;
@@ -329,7 +276,7 @@ async fn readiness_follows_the_database() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
-    let _cable = Cable::connect(Some(addr), "127.0.0.1:5432").await;
+    cable.connect().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     while status(http.clone(), url.clone()).await.0 != StatusCode::OK {
         assert!(

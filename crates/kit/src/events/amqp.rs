@@ -34,17 +34,16 @@ pub struct Amqp {
 }
 
 impl Amqp {
-    /// Checks the broker answers and declares the exchange.
-    pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Amqp> {
-        let amqp = Amqp {
+    /// Settings for the broker at `url` (checked, not contacted: every
+    /// link opens, and declares the exchange, when first used).
+    pub fn new(url: &str, namespace: &str) -> anyhow::Result<Amqp> {
+        url.parse::<lapin::uri::AMQPUri>()
+            .map_err(|e| anyhow::anyhow!("invalid URL: {e}"))?;
+        Ok(Amqp {
             url: url.to_string(),
             exchange: format!("{namespace}.events"),
             namespace: namespace.to_string(),
-        };
-        let (conn, channel) = amqp.open().await?;
-        let _ = channel.close(200, "ok".into()).await;
-        let _ = conn.close(200, "ok".into()).await;
-        Ok(amqp)
+        })
     }
 
     async fn open(&self) -> lapin::Result<(Connection, Channel)> {
@@ -84,17 +83,17 @@ impl Amqp {
     pub async fn consume(&self, db: Db, sub: Subscription, token: CancellationToken) {
         let replays = crate::events::replay_poller(db.clone(), sub.clone(), token.clone());
         let consuming = async {
-            let mut backoff = Duration::from_millis(200);
+            let mut failures = 0;
             while !token.is_cancelled() {
                 match self.consume_once(&db, &sub, &token).await {
-                    Ok(()) => backoff = Duration::from_millis(200),
+                    Ok(()) => failures = 0,
                     Err(e) => {
+                        failures += 1;
                         tracing::warn!(consumer = %sub.consumer, error = %e, "RabbitMQ consumer lost; reconnecting");
                         tokio::select! {
                             () = token.cancelled() => break,
-                            () = tokio::time::sleep(backoff) => {}
+                            () = tokio::time::sleep(crate::events::LINK_BACKOFF.delay(failures)) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
             }

@@ -99,6 +99,8 @@ pub struct Bus {
     started: tokio::sync::watch::Sender<bool>,
     /// Subscriptions registered in this process (declared on start).
     registered: Arc<std::sync::Mutex<Vec<Subscription>>>,
+    /// Why the last start attempt failed, while the bus is not started.
+    start_error: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 enum BusKind {
@@ -121,13 +123,17 @@ impl Bus {
     /// The bus named by a broker URL: `embedded`, `amqp(s)://...` or
     /// `nats://...`. `namespace` prefixes every exchange, queue, stream and
     /// consumer name (default `bazaar`), so platforms can share a broker.
+    ///
+    /// Only a malformed URL is an error: the broker itself may be down, and
+    /// is reached (and retried) by [`Bus::start_in_background`], the relays
+    /// and the consumers.
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Bus> {
         install_crypto_provider();
         let kind =
             if url == "embedded" {
                 BusKind::Embedded(embedded::EmbeddedBus::default())
             } else if url.starts_with("amqp://") || url.starts_with("amqps://") {
-                BusKind::Amqp(amqp::Amqp::connect(url, namespace).await.map_err(|e| {
+                BusKind::Amqp(amqp::Amqp::new(url, namespace).map_err(|e| {
                     anyhow::anyhow!("RabbitMQ at {}: {e}", crate::config::redact_url(url))
                 })?)
             } else if url.starts_with("nats://") || url.starts_with("tls://") {
@@ -154,7 +160,75 @@ impl Bus {
             nudge: Arc::new(tokio::sync::Notify::new()),
             started: tokio::sync::watch::Sender::new(false),
             registered: Arc::new(std::sync::Mutex::new(Vec::new())),
+            start_error: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// Whether this is the in-process bus (nothing to connect to).
+    pub fn is_embedded(&self) -> bool {
+        matches!(*self.inner, BusKind::Embedded(_))
+    }
+
+    /// `Ok` once the bus is started (every subscriber's queue declared);
+    /// until then, why not — the `broker` readiness probe.
+    pub fn readiness(&self) -> Result<(), String> {
+        if *self.started.borrow() {
+            return Ok(());
+        }
+        let why = self
+            .start_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| "connecting".into());
+        let kind = match *self.inner {
+            BusKind::Embedded(_) => "embedded",
+            BusKind::Amqp(_) => "RabbitMQ",
+            BusKind::Nats(_) => "NATS",
+        };
+        Err(format!("broker ({kind}) not reached yet: {why}"))
+    }
+
+    /// Waits until the bus is started (tests, start-up).
+    pub async fn wait_started(&self) {
+        let mut started = self.started.subscribe();
+        let _ = started.wait_for(|s| *s).await;
+    }
+
+    /// [`Bus::start`] until it succeeds, with backoff (200 ms doubling to
+    /// 2 s, with jitter), in the background: a broker that is down at
+    /// start-up, or drops during the declarations, delays delivery and
+    /// readiness — it never stops the process. Gives up when `token` fires.
+    pub fn start_in_background(&self, token: tokio_util::sync::CancellationToken) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let mut attempt = 0;
+            loop {
+                match bus.start().await {
+                    Ok(()) => {
+                        if attempt > 0 {
+                            tracing::info!(bus = ?bus, "broker reached; event delivery started");
+                        }
+                        if let Ok(mut e) = bus.start_error.lock() {
+                            *e = None;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        attempt += 1;
+                        let e = format!("{e:#}");
+                        tracing::warn!(bus = ?bus, error = %e, attempt, "broker not reachable; retrying");
+                        if let Ok(mut slot) = bus.start_error.lock() {
+                            *slot = Some(e);
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    () = tokio::time::sleep(LINK_BACKOFF.delay(attempt)) => {}
+                }
+            }
+        });
     }
 
     /// Wakes the outbox relays now (call after committing an event) instead
@@ -166,7 +240,7 @@ impl Bus {
     /// Starts delivery once every service of the process is built: first
     /// makes sure every subscriber's durable queue and bindings exist (a
     /// RabbitMQ exchange drops what no queue is bound to), then lets the
-    /// relays publish.
+    /// relays publish. One attempt; [`Bus::start_in_background`] retries.
     pub async fn start(&self) -> anyhow::Result<()> {
         let subs = self
             .registered
@@ -181,6 +255,7 @@ impl Bus {
                 }
             }
             BusKind::Nats(nats) => {
+                nats.ensure_stream().await?;
                 for sub in &subs {
                     nats.declare(sub).await?;
                 }
@@ -249,6 +324,14 @@ impl Bus {
         workers
     }
 }
+
+/// Delay between attempts to reach a broker (start-up, consumers): short,
+/// so delivery resumes within a couple of seconds of the broker's return.
+pub(crate) const LINK_BACKOFF: crate::clock::Backoff = crate::clock::Backoff::new(
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(2),
+)
+.with_jitter();
 
 /// Installs aws-lc-rs as the process's rustls provider, so a TLS broker
 /// URL cannot panic on "no process-level CryptoProvider".

@@ -29,27 +29,31 @@ pub struct Nats {
 }
 
 impl Nats {
-    /// Connects (the client reconnects by itself afterwards) and ensures the stream.
+    /// A client for `url` that connects in the background and reconnects
+    /// by itself (at most 1 s apart); the stream is ensured by
+    /// [`crate::events::Bus::start`].
     pub async fn connect(url: &str, namespace: &str) -> anyhow::Result<Nats> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(3))
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts as u64).min(1000))
+            })
             .connect(url)
             .await?;
         let js = jetstream::new(client);
-        let nats = Nats {
+        Ok(Nats {
             js,
             stream: format!(
                 "{}_EVENTS",
                 namespace.to_uppercase().replace(['.', '-'], "_")
             ),
             namespace: namespace.to_string(),
-        };
-        nats.ensure_stream().await?;
-        Ok(nats)
+        })
     }
 
-    async fn ensure_stream(&self) -> anyhow::Result<stream::Stream> {
+    /// Creates the stream when missing.
+    pub async fn ensure_stream(&self) -> anyhow::Result<stream::Stream> {
         let stream = self
             .js
             .get_or_create_stream(stream::Config {
@@ -80,17 +84,17 @@ impl Nats {
             let sub = sub.clone();
             let token = token.clone();
             async move {
-                let mut backoff = Duration::from_millis(200);
+                let mut failures = 0;
                 while !token.is_cancelled() {
                     match self.consume_type(&db, &sub, &event_type, &token).await {
-                        Ok(()) => backoff = Duration::from_millis(200),
+                        Ok(()) => failures = 0,
                         Err(e) => {
+                            failures += 1;
                             tracing::warn!(consumer = %sub.consumer, %event_type, error = %e, "NATS consumer lost; re-attaching");
                             tokio::select! {
                                 () = token.cancelled() => break,
-                                () = tokio::time::sleep(backoff) => {}
+                                () = tokio::time::sleep(crate::events::LINK_BACKOFF.delay(failures)) => {}
                             }
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
                     }
                 }

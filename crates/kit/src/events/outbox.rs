@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use crate::clock::{Backoff, now_millis};
+use crate::clock::now_millis;
 use crate::db::Db;
 use crate::events::Envelope;
 
@@ -86,15 +86,16 @@ pub(crate) async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Er
     Ok(())
 }
 
-/// Records a failed publish and schedules the next try with exponential
-/// backoff (capped at 30 s).
+/// Records a failed publish and schedules the next try with the link
+/// backoff (200 ms doubling to 2 s, with jitter): a publish fails because
+/// the broker is unreachable, and the row must go out soon after it is back.
 pub(crate) async fn mark_failed(
     db: &Db,
     seq: i64,
     attempts: i32,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    let delay = Backoff::EVENTS.delay_millis(i64::from(attempts) + 1);
+    let delay = crate::events::LINK_BACKOFF.delay_millis(i64::from(attempts) + 1);
     sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
         .bind(now_millis() + delay)
         .bind(error)

@@ -97,10 +97,25 @@ impl Sender {
             text: row.body_text.clone(),
             html: row.body_html.clone(),
         };
-        // On shutdown, give the row back at once rather than leaving it
-        // leased: the next start (or another replica) retries it.
+        // The claim is renewed while the send lasts. On shutdown, give the
+        // row back at once rather than leaving it leased: the next start (or
+        // another replica) retries it.
+        let lease_ms = self.settings.lease_ms();
+        let renew = {
+            let (db, id) = (self.db.clone(), row.id.clone());
+            move || {
+                let (db, id) = (db.clone(), id.clone());
+                async move {
+                    if let Err(e) = store::renew(&db, &id, now_millis() + lease_ms).await {
+                        tracing::warn!(notification_id = %id, error = %e, "claim not renewed");
+                    }
+                }
+            }
+        };
+        let every = Duration::from_millis(lease_ms as u64 / 3);
+        let sending = bazaar_kit::clock::renewing(every, renew, self.backend.send(&email));
         let outcome = tokio::select! {
-            outcome = self.backend.send(&email) => outcome,
+            outcome = sending => outcome,
             () = token.cancelled() => {
                 store::release(&self.db, &row.id).await?;
                 tracing::info!("shutting down mid-send; notification released");

@@ -1,7 +1,7 @@
 //! The SQL, in one place. Runs on SQLite and PostgreSQL through `AnyPool`.
 
 use bazaar_kit::Db;
-use bazaar_kit::clock::now_rfc3339;
+use bazaar_kit::clock::{now_millis, now_rfc3339};
 use sqlx::AnyConnection;
 
 use crate::domain::{Kind, Rendered, Status};
@@ -266,6 +266,21 @@ pub async fn mark_failed(db: &Db, id: &str, error: &str) -> Result<(), sqlx::Err
 }
 
 /// Gives a claimed notification back (sender shutting down mid-send).
+/// Extends a sender's claim on a row it is still sending (while unexpired).
+pub async fn renew(db: &Db, id: &str, lease_until: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE notifications SET locked_until = $1 \
+         WHERE id = $2 AND status = 'pending' AND locked_until >= $3",
+    )
+    .bind(lease_until)
+    .bind(id)
+    .bind(now_millis())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Gives a claimed row back at once (shutdown mid-send).
 pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE notifications SET locked_until = 0 WHERE id = $1 AND status = 'pending'")
         .bind(id)

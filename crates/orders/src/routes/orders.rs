@@ -123,11 +123,14 @@ pub async fn cancel(
         ))
         .into());
     }
-    // Refund and release now when nobody else drives the order; otherwise
-    // its current driver (or the timer) does it.
-    if let Err(e) = state.saga.drive(&id).await {
-        tracing::warn!(order_id = %id, error = %e, "compensation deferred to the timer");
-    }
+    // The cancellation is committed (with `compensate` set): from here the
+    // refund and release are saga steps like any other. Run them now, in a
+    // task a dropped request cannot stop, and answer within 3 s whatever
+    // they have reached; the timer finishes what is left.
+    state
+        .saga
+        .drive_detached(&id, std::time::Duration::from_secs(3))
+        .await;
     let order = store::get(&state.db, &id)
         .await?
         .ok_or_else(Problem::not_found)?;

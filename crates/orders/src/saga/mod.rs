@@ -12,8 +12,9 @@
 //! Every step is an idempotent call per `order_id` followed by a
 //! conditional status update (`WHERE status = <expected>`), so a step may
 //! run twice (crash, lease expiry) without harm. A driver holds a short
-//! lease on the order; a timer re-drives any order whose step is due, so an
-//! order left mid-saga by a crash resumes when any instance next runs.
+//! lease on the order and renews it while a step runs (a charge may take
+//! seconds), so an order whose driver died is resumed, by any instance's
+//! timer, within about `lease_ms` of the death.
 
 pub mod upstream;
 
@@ -140,16 +141,44 @@ impl Saga {
         });
     }
 
-    /// Takes the order's lease and runs its due steps; returns at once when
-    /// another driver holds it.
+    /// Takes the order's lease and runs its due steps, renewing the lease
+    /// every third of its length; returns at once when another driver
+    /// holds it.
     pub async fn drive(&self, id: &str) -> Result<(), sqlx::Error> {
         let db = &self.inner.db;
-        if !book::claim(db, id, self.inner.settings.lease_ms as i64).await? {
+        let lease_ms = self.inner.settings.lease_ms.max(30) as i64;
+        if !book::claim(db, id, lease_ms).await? {
             return Ok(());
         }
-        let result = self.run(id).await;
+        let renew = {
+            let (db, id) = (db.clone(), id.to_string());
+            move || {
+                let (db, id) = (db.clone(), id.clone());
+                async move {
+                    if let Err(e) = book::renew(&db, &id, lease_ms).await {
+                        tracing::warn!(order_id = %id, error = %e, "saga lease not renewed");
+                    }
+                }
+            }
+        };
+        let every = Duration::from_millis(lease_ms as u64 / 3);
+        let result = bazaar_kit::clock::renewing(every, renew, self.run(id)).await;
         book::release(db, id).await?;
         result
+    }
+
+    /// Drives `id` in a task of its own (a caller that goes away does not
+    /// stop it mid-step) and waits for it at most `wait`; the timer carries
+    /// on with whatever is left.
+    pub async fn drive_detached(&self, id: &str, wait: Duration) {
+        let saga = self.clone();
+        let order_id = id.to_string();
+        let task = tokio::spawn(async move {
+            if let Err(e) = saga.drive(&order_id).await {
+                tracing::warn!(order_id = %order_id, error = %e, "saga step deferred to the timer");
+            }
+        });
+        let _ = tokio::time::timeout(wait, task).await;
     }
 
     async fn run(&self, id: &str) -> Result<(), sqlx::Error> {
@@ -279,15 +308,22 @@ impl Saga {
 }
 
 /// Delay before retrying a step after transient failures: 200 ms
-/// doubling, capped at 5 s.
-pub const STEP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// doubling, capped at 1 s, with jitter. Short on purpose: an upstream that
+/// is back is tried again within a second, and the client's circuit
+/// breaker (not this delay) keeps a dead upstream from being hammered.
+pub const STEP_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(1)).with_jitter();
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn step_backoff_grows_and_caps() {
-        assert_eq!(super::STEP_BACKOFF.delay_millis(1), 200);
-        assert_eq!(super::STEP_BACKOFF.delay_millis(2), 400);
-        assert_eq!(super::STEP_BACKOFF.delay_millis(30), 5000);
+        let within = |attempt, ms: i64| {
+            let d = super::STEP_BACKOFF.delay_millis(attempt);
+            assert!((ms..=ms + ms / 4).contains(&d), "attempt {attempt}: {d} ms");
+        };
+        within(1, 200);
+        within(2, 400);
+        within(30, 1000);
     }
 }

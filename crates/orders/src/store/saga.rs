@@ -28,6 +28,18 @@ pub async fn claim(db: &Db, id: &str, lease_ms: i64) -> Result<bool, sqlx::Error
     Ok(done.rows_affected() == 1)
 }
 
+/// Extends a lease this driver holds (one that has not run out yet).
+pub async fn renew(db: &Db, id: &str, lease_ms: i64) -> Result<(), sqlx::Error> {
+    let now = now_millis();
+    sqlx::query("UPDATE orders SET lease_until = $1 WHERE id = $2 AND lease_until >= $3")
+        .bind(now + lease_ms)
+        .bind(id)
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Gives the order back to whoever comes next.
 pub async fn release(db: &Db, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE orders SET lease_until = 0 WHERE id = $1")
