@@ -19,6 +19,8 @@ use crate::events::{Envelope, Subscription, inbox};
 
 /// Messages a consumer applies at once.
 const CONCURRENCY: usize = 32;
+/// How long JetStream waits for an ack before redelivering.
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// A JetStream context plus naming.
 #[derive(Clone)]
@@ -127,7 +129,10 @@ impl Nats {
                     durable_name: Some(durable.clone()),
                     filter_subject: self.subject(event_type),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
+                    // A message whose consumer died (or whose ack was lost
+                    // with the link) comes back after this; a slow handler
+                    // seeing it twice is absorbed by the inbox.
+                    ack_wait: ACK_WAIT,
                     max_ack_pending: 1024,
                     ..Default::default()
                 },
