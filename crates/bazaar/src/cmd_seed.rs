@@ -1,7 +1,7 @@
 //! `bazaar seed [--products N]`, and the demo catalog `bazaar up` seeds on
 //! first start.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use bazaar_kit::db::Db;
@@ -9,13 +9,9 @@ use bazaar_kit::{Config, ServiceName};
 
 async fn open(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url(ServiceName::Catalog);
-    Db::connect(
-        &url,
-        &bazaar_catalog::MIGRATIONS,
-        Duration::from_secs(config.db_connect_timeout_secs),
-    )
-    .await
-    .context("catalog: opening its database")
+    Db::connect(&url, &bazaar_catalog::MIGRATIONS, config.command_db_wait())
+        .await
+        .context("catalog: opening its database")
 }
 
 /// Grows the catalog to at least `products` products (demo categories

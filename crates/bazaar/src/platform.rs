@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use bazaar_kit::db::{Db, Migrations};
@@ -44,18 +43,14 @@ pub async fn migrate(config: &Config, name: ServiceName) -> anyhow::Result<()> {
         return Ok(());
     };
     let url = config.database_url(name);
-    let db = Db::connect(
-        &url,
-        migrations,
-        Duration::from_secs(config.db_connect_timeout_secs),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "{name}: migrating its database {}",
-            bazaar_kit::config::redact_url(&url)
-        )
-    })?;
+    let db = Db::connect(&url, migrations, config.command_db_wait())
+        .await
+        .with_context(|| {
+            format!(
+                "{name}: migrating its database {}",
+                bazaar_kit::config::redact_url(&url)
+            )
+        })?;
     db.close().await;
     Ok(())
 }
@@ -187,11 +182,30 @@ pub async fn start(mut config: Config, services: &[ServiceName]) -> anyhow::Resu
         Bus::connect(config.broker_url.expose(), &config.broker_namespace).await?
     };
     let shutdown = CancellationToken::new();
-    let mut tasks = Vec::new();
+    // Until a service is built (its database may be out of reach for a
+    // while), its port answers `/healthz` 200 and 503 elsewhere, naming why.
+    let mut starting = Vec::new();
     for (name, listener, admin, grpc) in listeners {
         let ctx = ServiceContext::new(name, config.clone(), bus.clone());
+        let built = shutdown.child_token();
+        if let Err(e) = bazaar_kit::http::serve_starting(
+            &listener,
+            ctx.starting(),
+            admin.is_none(),
+            built.clone(),
+        ) {
+            shutdown.cancel();
+            return Err(anyhow::Error::new(e).context(format!("{name}: start-up listener")));
+        }
+        starting.push((ctx, listener, admin, grpc, built));
+    }
+    let mut tasks = Vec::new();
+    for (ctx, listener, admin, grpc, built) in starting {
+        let name = ctx.name;
         let options = ctx.http_options();
-        let mut service = match build_service(ctx).await {
+        let built_service = build_service(ctx).await;
+        built.cancel();
+        let mut service = match built_service {
             Ok(s) => s,
             Err(e) => {
                 shutdown.cancel();

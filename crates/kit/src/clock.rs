@@ -41,6 +41,12 @@ impl Backoff {
     pub const EVENTS: Backoff =
         Backoff::new(Duration::from_millis(100), Duration::from_secs(30)).with_jitter();
 
+    /// The policy of reaching a server (database or broker at start-up,
+    /// broker links, consumers): 200 ms doubling to 2 s, with jitter, so
+    /// work resumes within a couple of seconds of the server's return.
+    pub const LINK: Backoff =
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(2)).with_jitter();
+
     /// `base` doubling up to `max`, without jitter.
     pub const fn new(base: Duration, max: Duration) -> Self {
         Self {

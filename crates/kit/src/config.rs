@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -182,7 +183,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_secs: u64,
-    /// Seconds to keep retrying the database at start-up.
+    /// Seconds a service's start-up keeps retrying its database; 0 (the
+    /// default) waits as long as it takes, answering `/readyz` 503 with
+    /// the reason meanwhile. Commands (`migrate`, `seed`, ...) give up
+    /// after this many seconds, or 30 when it is 0.
     pub db_connect_timeout_secs: u64,
     /// Pooled connections per service (PostgreSQL).
     pub db_max_connections: u32,
@@ -223,7 +227,7 @@ impl Default for Config {
             log_level: "info".into(),
             request_timeout_secs: 30,
             shutdown_grace_secs: 10,
-            db_connect_timeout_secs: 30,
+            db_connect_timeout_secs: 0,
             db_max_connections: 10,
             gateway: ServiceSettings::default(),
             identity: ServiceSettings::default(),
@@ -374,6 +378,24 @@ impl Config {
     /// The first URL of `name`.
     pub fn url(&self, name: ServiceName) -> String {
         self.urls(name).into_iter().next().unwrap_or_default()
+    }
+
+    /// How long a service's start-up retries its database:
+    /// `db_connect_timeout_secs`, or without end when that is 0.
+    pub fn service_db_wait(&self) -> Duration {
+        match self.db_connect_timeout_secs {
+            0 => Duration::MAX,
+            secs => Duration::from_secs(secs),
+        }
+    }
+
+    /// How long a command (`migrate`, `seed`, ...) retries a database:
+    /// `db_connect_timeout_secs`, or 30 s when that is 0.
+    pub fn command_db_wait(&self) -> Duration {
+        Duration::from_secs(match self.db_connect_timeout_secs {
+            0 => 30,
+            secs => secs,
+        })
     }
 
     /// The database URL a service uses, resolved from its own setting, the

@@ -102,18 +102,34 @@ impl Db {
         wait: Duration,
         max_connections: u32,
     ) -> Result<Db, DbError> {
+        Self::connect_reporting(url, migrations, wait, max_connections, &|_| {}).await
+    }
+
+    /// [`Db::connect_with`], telling `report` why each failed attempt
+    /// failed (a starting service shows it on `/readyz`). `Duration::MAX`
+    /// waits without end.
+    pub(crate) async fn connect_reporting(
+        url: &str,
+        migrations: &Migrations,
+        wait: Duration,
+        max_connections: u32,
+        report: &(dyn Fn(String) + Sync),
+    ) -> Result<Db, DbError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now().checked_add(wait);
+        let mut attempt = 0;
         loop {
             match Self::open(url, backend, max_connections, true).await {
                 Ok(db) => {
                     db.migrate(migrations).await?;
                     return Ok(db);
                 }
-                Err(e) if Instant::now() < deadline => {
+                Err(e) if deadline.is_none_or(|d| Instant::now() < d) => {
                     tracing::warn!(error = %e, "database not reachable yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    report(format!("database not reached yet: {e}"));
+                    attempt += 1;
+                    tokio::time::sleep(crate::clock::Backoff::LINK.delay(attempt)).await;
                 }
                 Err(e) => return Err(DbError::Unreachable(e)),
             }

@@ -135,6 +135,52 @@ fn probes(service: &Service, details: bool) -> Router {
         )
 }
 
+/// Answers on a service's port while the service is being built, until
+/// `done` fires: `/healthz` 200 (the process is alive), `/readyz` and every
+/// other path 503 with `Retry-After`, naming what the service waits for
+/// when `details` (its database at start-up: `starting` is
+/// [`crate::service::ServiceContext::starting`]). The listener stays the
+/// caller's; this serves a duplicate of its socket, so the service's own
+/// server takes over the same port without a gap in which connections
+/// are refused.
+pub fn serve_starting(
+    listener: &TcpListener,
+    starting: tokio::sync::watch::Receiver<String>,
+    details: bool,
+    done: CancellationToken,
+) -> std::io::Result<()> {
+    let socket: std::net::TcpListener = socket2::SockRef::from(listener).try_clone()?.into();
+    socket.set_nonblocking(true)?;
+    let socket = TcpListener::from_std(socket)?;
+    let not_ready = move || {
+        let why = starting.borrow().clone();
+        async move {
+            let problem = if details {
+                Problem::unavailable(format!("Not ready: {why}."))
+            } else {
+                Problem::unavailable("Not ready.")
+            };
+            problem.with_retry_after(1).into_response()
+        }
+    };
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(not_ready)
+        .layer(middleware::from_fn(security_headers));
+    tokio::spawn(async move {
+        let served = axum::serve(socket, router)
+            .with_graceful_shutdown(done.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "start-up placeholder listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// The operator listener's app: probes with details, `/metrics` and the
 /// service's admin routes.
 fn admin_app(service: &Service) -> Router {

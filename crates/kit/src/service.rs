@@ -242,6 +242,8 @@ pub struct ServiceContext {
     pub verifier: Arc<Verifier>,
     /// The event bus of this process.
     pub bus: Bus,
+    /// What the service is waiting for while it is being built.
+    starting: Arc<tokio::sync::watch::Sender<String>>,
 }
 
 impl ServiceContext {
@@ -253,7 +255,15 @@ impl ServiceContext {
             config,
             verifier,
             bus,
+            starting: Arc::new(tokio::sync::watch::Sender::new("starting".into())),
         }
+    }
+
+    /// What the service waits for while `build` runs ("database not
+    /// reached yet: ..."), for a placeholder that answers on its port
+    /// meanwhile ([`crate::http::serve_starting`]).
+    pub fn starting(&self) -> tokio::sync::watch::Receiver<String> {
+        self.starting.subscribe()
     }
 
     /// A service with `router`, wired to this context's token verifier so
@@ -278,25 +288,19 @@ impl ServiceContext {
 
     /// Opens and migrates this service's own database; with
     /// `migrate_on_start = false`, opens it once another process (the
-    /// migration job) has migrated it.
+    /// migration job) has migrated it. Retries for
+    /// [`Config::service_db_wait`], reporting why to [`Self::starting`].
     pub async fn database(&self, migrations: &Migrations) -> Result<Db, DbError> {
         let url = self.config.database_url(self.name);
+        let wait = self.config.service_db_wait();
+        let max = self.config.db_max_connections;
+        let report = |why: String| {
+            self.starting.send_replace(why);
+        };
         if !self.config.migrate_on_start {
-            return Db::connect_migrated(
-                &url,
-                migrations,
-                Duration::from_secs(self.config.db_connect_timeout_secs),
-                self.config.db_max_connections,
-            )
-            .await;
+            return Db::connect_migrated_reporting(&url, migrations, wait, max, &report).await;
         }
-        Db::connect_with(
-            &url,
-            migrations,
-            Duration::from_secs(self.config.db_connect_timeout_secs),
-            self.config.db_max_connections,
-        )
-        .await
+        Db::connect_reporting(&url, migrations, wait, max, &report).await
     }
 
     /// HTTP options from the configuration.

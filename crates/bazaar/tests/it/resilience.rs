@@ -1,7 +1,9 @@
-//! Start-up that waits out a broker outage: a service started while its
-//! broker is unreachable, or whose link dies in the middle of the
-//! declarations, stays up with `/readyz` 503 naming the broker, and becomes
-//! ready by itself once the broker answers — on RabbitMQ and on NATS.
+//! Start-up that waits out an outage: a service started while its broker
+//! is unreachable, or whose link dies in the middle of the declarations,
+//! stays up with `/readyz` 503 naming the broker, and becomes ready by
+//! itself once the broker answers — on RabbitMQ and on NATS; a service
+//! started while its database is unreachable answers `/healthz` 200 and
+//! `/readyz` 503 naming the database until it is reached.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -127,4 +129,72 @@ async fn start_waits_out_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_waits_out_nats() {
     waits_out_the_broker(Broker::Nats).await;
+}
+
+/// Catalog on PostgreSQL behind a closed cable: `start` keeps waiting (it
+/// never gives up by default) while the port answers `/healthz` 200 and
+/// everything else 503 naming the database; once the cable connects, the
+/// service is built and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_waits_out_the_database() {
+    if !common::server_available("PostgreSQL", "127.0.0.1:5432").await {
+        return;
+    }
+    let http = reqwest::Client::new();
+    let cable = Cable::closed("127.0.0.1:5432");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = common::base_config(dir.path(), Store::Postgres);
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    config.database_url = Some(Secret::new(format!(
+        "postgres://postgres@{}/bzt_{tag}",
+        cable.addr()
+    )));
+    assert_eq!(config.db_connect_timeout_secs, 0, "the default waits");
+    // A fixed port, so the test can reach it before `start` returns.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    config.catalog.listen = Some(addr);
+    let cleanup = config.clone();
+    let starting = tokio::spawn(bazaar::start(config, &[ServiceName::Catalog]));
+    let base = format!("http://{addr}");
+    let get = |path: &str| {
+        let request = http.get(format!("{base}{path}")).send();
+        async move {
+            let response = request.await.ok()?;
+            let status = response.status();
+            Some((status, response.text().await.unwrap_or_default()))
+        }
+    };
+    common::eventually(30, "catalog's port answers while it waits", || {
+        get("/readyz")
+    })
+    .await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let (status, body) = get("/healthz").await.expect("healthz answers");
+        assert_eq!(status, StatusCode::OK, "alive while waiting: {body}");
+        for path in ["/readyz", "/api/v1/products/"] {
+            let (status, body) = get(path).await.expect("answers");
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+            assert!(body.contains("database not reached yet"), "{path}: {body}");
+            assert!(!body.contains("postgres://"), "{path} shows no URL: {body}");
+        }
+        assert!(!starting.is_finished(), "start gave up on the database");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    cable.connect().await;
+    let running = tokio::time::timeout(Duration::from_secs(60), starting)
+        .await
+        .expect("start returns once the database answers")
+        .expect("start task")
+        .expect("catalog starts");
+    let (status, body) = get("/readyz").await.expect("readyz answers");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = get("/api/v1/products/").await.expect("products");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    running.stop().await.expect("clean stop");
+    common::drop_databases(&cleanup).await;
 }

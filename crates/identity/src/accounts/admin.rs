@@ -2,8 +2,6 @@
 //! rotate`). They work on identity's database directly, so they run beside
 //! a live platform, on SQLite or PostgreSQL alike.
 
-use std::time::Duration;
-
 use bazaar_kit::{Config, Db, ServiceName};
 
 use crate::accounts::{self, SignUp};
@@ -15,12 +13,7 @@ use crate::store::users::{self, UserRow};
 /// Opens (and migrates) identity's database as configured.
 pub async fn open(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url(ServiceName::Identity);
-    Ok(Db::connect(
-        &url,
-        &crate::MIGRATIONS,
-        Duration::from_secs(config.db_connect_timeout_secs),
-    )
-    .await?)
+    Ok(Db::connect(&url, &crate::MIGRATIONS, config.command_db_wait()).await?)
 }
 
 /// A username that is valid and free, or Django's error text.

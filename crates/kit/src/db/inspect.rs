@@ -62,9 +62,22 @@ impl Db {
         wait: Duration,
         max_connections: u32,
     ) -> Result<Db, DbError> {
+        Self::connect_migrated_reporting(url, migrations, wait, max_connections, &|_| {}).await
+    }
+
+    /// [`Db::connect_migrated`], telling `report` why the database is not
+    /// usable yet after each attempt. `Duration::MAX` waits without end.
+    pub(crate) async fn connect_migrated_reporting(
+        url: &str,
+        migrations: &Migrations,
+        wait: Duration,
+        max_connections: u32,
+        report: &(dyn Fn(String) + Sync),
+    ) -> Result<Db, DbError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url).ok_or(DbError::UnsupportedUrl)?;
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now().checked_add(wait);
+        let mut attempt = 0;
         loop {
             let problem = match Self::open_existing(url).await {
                 Ok(None) => no_database(url),
@@ -89,11 +102,13 @@ impl Db {
                 }
                 Err(e) => e,
             };
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(problem);
             }
             tracing::warn!(error = %problem, "database not ready yet; retrying");
-            tokio::time::sleep(Duration::from_millis(1000)).await;
+            report(format!("database not ready yet: {problem}"));
+            attempt += 1;
+            tokio::time::sleep(crate::clock::Backoff::LINK.delay(attempt)).await;
         }
     }
 

@@ -92,7 +92,7 @@ impl Amqp {
                         tracing::warn!(consumer = %sub.consumer, error = %e, "RabbitMQ consumer lost; reconnecting");
                         tokio::select! {
                             () = token.cancelled() => break,
-                            () = tokio::time::sleep(crate::events::LINK_BACKOFF.delay(failures)) => {}
+                            () = tokio::time::sleep(crate::clock::Backoff::LINK.delay(failures)) => {}
                         }
                     }
                 }

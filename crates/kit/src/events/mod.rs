@@ -225,7 +225,7 @@ impl Bus {
                 }
                 tokio::select! {
                     () = token.cancelled() => return,
-                    () = tokio::time::sleep(LINK_BACKOFF.delay(attempt)) => {}
+                    () = tokio::time::sleep(crate::clock::Backoff::LINK.delay(attempt)) => {}
                 }
             }
         });
@@ -324,14 +324,6 @@ impl Bus {
         workers
     }
 }
-
-/// Delay between attempts to reach a broker (start-up, consumers): short,
-/// so delivery resumes within a couple of seconds of the broker's return.
-pub(crate) const LINK_BACKOFF: crate::clock::Backoff = crate::clock::Backoff::new(
-    std::time::Duration::from_millis(200),
-    std::time::Duration::from_secs(2),
-)
-.with_jitter();
 
 /// Installs aws-lc-rs as the process's rustls provider, so a TLS broker
 /// URL cannot panic on "no process-level CryptoProvider".

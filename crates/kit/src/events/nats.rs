@@ -95,7 +95,7 @@ impl Nats {
                             tracing::warn!(consumer = %sub.consumer, %event_type, error = %e, "NATS consumer lost; re-attaching");
                             tokio::select! {
                                 () = token.cancelled() => break,
-                                () = tokio::time::sleep(crate::events::LINK_BACKOFF.delay(failures)) => {}
+                                () = tokio::time::sleep(crate::clock::Backoff::LINK.delay(failures)) => {}
                             }
                         }
                     }

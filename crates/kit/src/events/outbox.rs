@@ -95,7 +95,7 @@ pub(crate) async fn mark_failed(
     attempts: i32,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    let delay = crate::events::LINK_BACKOFF.delay_millis(i64::from(attempts) + 1);
+    let delay = crate::clock::Backoff::LINK.delay_millis(i64::from(attempts) + 1);
     sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE seq = $3")
         .bind(now_millis() + delay)
         .bind(error)
