@@ -813,8 +813,8 @@ async fn faults_lose_nothing(broker: Broker) {
         *m.entry(s.clone()).or_insert(0) += 1;
         m
     });
-    println!(
-        "\nfault injection ({broker:?}): {total} orders in {load_secs:.1} s, {by_status:?}; \
+    let report = format!(
+        "fault injection ({broker:?}): {total} orders in {load_secs:.1} s, {by_status:?}; \
          faults {faults:?}; {} client retries; {resent} emails written twice (a sender killed between \
          the server's acceptance and its own record)\n\
          pending → final: p50 {:.2} s, p99 {:.2} s, max {:.2} s (goal p99 ≤ 5 s); \
@@ -824,6 +824,17 @@ async fn faults_lose_nothing(broker: Broker) {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0.0),
     );
+    println!("\n{report}");
+    // `.ci/run` prints this file after the tests (their output is captured).
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-report.txt");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, report.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("could not write {}: {e}", file.display());
+    }
     rig.stop().await;
 }
 
