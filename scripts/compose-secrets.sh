@@ -44,6 +44,7 @@ put rabbitmq.conf "default_user = bazaar
 default_pass = $mq"
 put broker-url.rabbitmq "amqp://bazaar:$mq@rabbitmq:5672/%2f"
 put broker-url.nats "nats://nats:4222"
+put broker-url.redis "redis://redis:6379"
 put grafana-admin-password "$(random)"
 for svc in identity catalog orders payments notifications; do
   put "$svc-database-url" "postgres://bazaar:$pg@$svc-db:5432/$svc"

@@ -50,7 +50,12 @@ fn main() {
         .expect("runtime");
     println!("events end to end (outbox write → handler committed), {n} events each");
     println!("{:<10} {:<10} {:>12}", "broker", "store", "events/s");
-    for broker in [Broker::Embedded, Broker::RabbitMq, Broker::Nats] {
+    for broker in [
+        Broker::Embedded,
+        Broker::RabbitMq,
+        Broker::Nats,
+        Broker::Redis,
+    ] {
         for store in [Store::Sqlite, Store::Postgres] {
             match runtime.block_on(run(broker, store, n)) {
                 Some(rate) => println!(

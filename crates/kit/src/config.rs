@@ -169,7 +169,7 @@ pub struct Config {
     /// own database `NAME_<service>` (`bazaar` when NAME is empty); unset
     /// means one SQLite file per service under `data_dir`.
     pub database_url: Option<Secret<String>>,
-    /// Event broker: `embedded`, `amqp://...` or `nats://...`.
+    /// Event broker: `embedded`, `amqp://...`, `nats://...` or `redis://...`.
     pub broker_url: Secret<String>,
     /// Prefix of every broker exchange, queue, stream and consumer name.
     pub broker_namespace: String,
@@ -541,10 +541,11 @@ impl Config {
             || broker.starts_with("amqp://")
             || broker.starts_with("amqps://")
             || broker.starts_with("nats://")
-            || broker.starts_with("tls://"))
+            || broker.starts_with("tls://")
+            || broker.starts_with("redis://"))
         {
             problems.push(format!(
-                "broker_url: {broker:?} is not one of embedded, amqp://..., nats://... (BAZAAR_BROKER_URL)"
+                "broker_url: {broker:?} is not one of embedded, amqp://..., nats://..., redis://... (BAZAAR_BROKER_URL)"
             ));
         }
         if let Some(redis) = &self.redis_url

@@ -27,7 +27,7 @@ pub fn deploy_problems(config: &Config, env: impl Fn(&str) -> Option<String>) ->
         problems.push(
             "broker_url: the embedded bus only connects services inside one process (`bazaar up`); \
              with `serve` events would never leave their service; set BAZAAR_BROKER_URL to \
-             amqp://..., amqps://... or nats://..."
+             amqp://..., amqps://..., nats://... or redis://..."
                 .into(),
         );
     }

@@ -1,8 +1,8 @@
 //! A broker restart in the middle of a stream loses nothing: every event
 //! sent before, during and after the outage is applied exactly once.
 //!
-//! This stops and starts the machine's RabbitMQ / NATS server, so it runs
-//! under `CI=true` (or with `BAZAAR_TEST_BROKER_RESTART=1`) only.
+//! This stops and starts the machine's RabbitMQ / NATS / Redis server, so
+//! it runs under `CI=true` (or with `BAZAAR_TEST_BROKER_RESTART=1`) only.
 
 mod support;
 
@@ -65,6 +65,28 @@ async fn restart(broker: Broker) {
             );
             wait_port("127.0.0.1:4222", true).await;
         }
+        Broker::Redis => {
+            // A clean stop writes the dataset to disk (`SHUTDOWN SAVE`, even
+            // with no save points configured) and the restart loads it, as
+            // an operator's restart of a Redis broker with persistence does.
+            let dir = String::from_utf8(
+                Command::new("redis-cli")
+                    .args(["--raw", "CONFIG", "GET", "dir"])
+                    .output()
+                    .expect("redis-cli")
+                    .stdout,
+            )
+            .expect("utf-8");
+            let dir = dir.lines().nth(1).unwrap_or("/var/lib/redis").to_string();
+            sh("redis-cli SHUTDOWN SAVE || true");
+            wait_port("127.0.0.1:6379", false).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            sh(&format!(
+                "mkdir -p /var/log/redis && redis-server --daemonize yes --bind '127.0.0.1 -::1' --port 6379 \
+                 --save '' --appendonly no --dir '{dir}' --logfile /var/log/redis/ci.log"
+            ));
+            wait_port("127.0.0.1:6379", true).await;
+        }
         Broker::Embedded => {}
     }
 }
@@ -121,4 +143,5 @@ async fn survives_restart(broker: Broker) {
 async fn broker_restarts_lose_nothing() {
     survives_restart(Broker::RabbitMq).await;
     survives_restart(Broker::Nats).await;
+    survives_restart(Broker::Redis).await;
 }

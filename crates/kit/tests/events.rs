@@ -245,6 +245,11 @@ async fn nats_replicas_share_the_work() {
     replicas_share_the_work(Broker::Nats).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_replicas_share_the_work() {
+    replicas_share_the_work(Broker::Redis).await;
+}
+
 macro_rules! suite {
     ($module:ident, $broker:expr) => {
         mod $module {
@@ -297,3 +302,4 @@ macro_rules! suite {
 suite!(embedded, Broker::Embedded);
 suite!(rabbitmq, Broker::RabbitMq);
 suite!(nats, Broker::Nats);
+suite!(redis, Broker::Redis);

@@ -24,6 +24,8 @@ pub enum Store {
     PostgresRabbitMq,
     /// PostgreSQL, with NATS JetStream as the event broker.
     PostgresNats,
+    /// PostgreSQL, with Redis Streams as the event broker.
+    PostgresRedis,
 }
 
 impl Store {
@@ -41,6 +43,7 @@ impl Store {
         match self {
             Store::PostgresRabbitMq => servers.push(("RabbitMQ", "127.0.0.1:5672")),
             Store::PostgresNats => servers.push(("NATS", "127.0.0.1:4222")),
+            Store::PostgresRedis => servers.push(("Redis", "127.0.0.1:6379")),
             _ => {}
         }
         servers
@@ -101,6 +104,9 @@ pub fn base_config(dir: &std::path::Path, store: Store) -> Config {
         }
         Store::PostgresNats => {
             config.broker_url = bazaar_kit::Secret::new("nats://127.0.0.1:4222".into())
+        }
+        Store::PostgresRedis => {
+            config.broker_url = bazaar_kit::Secret::new("redis://127.0.0.1:6379".into())
         }
         _ => {}
     }
@@ -346,6 +352,7 @@ pub fn with_toml(config: &mut Config, toml: &str) {
     loaded.log_level = config.log_level.clone();
     loaded.database_url = config.database_url.clone();
     loaded.broker_url = config.broker_url.clone();
+    loaded.broker_namespace = config.broker_namespace.clone();
     for name in ServiceName::ALL {
         *loaded.service_mut(name) = config.service(name).clone();
     }

@@ -402,3 +402,10 @@ bazaar_kit::both_stores!(Store { sqlite: Sqlite, postgres: Postgres }; [
     order_confirmed_after_checkout,
     order_email_for_a_user_notifications_never_heard_of,
 ]);
+
+// Exactly-once emails over the Redis Streams broker.
+bazaar_kit::both_stores!(Store { postgres_redis: PostgresRedis }; [
+    welcome_over_smtp_once_per_event,
+    duplicate_delivery_gives_one_notification_and_one_email,
+    order_confirmed_after_checkout,
+]);

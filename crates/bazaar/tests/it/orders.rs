@@ -384,6 +384,11 @@ async fn checkout_postgres_nats() {
     checkout(Store::PostgresNats).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_postgres_redis() {
+    checkout(Store::PostgresRedis).await;
+}
+
 async fn oversell(store: Store) {
     let Some(s) = Shop::start(store).await else {
         return;
@@ -431,6 +436,11 @@ async fn oversell_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oversell_postgres_rabbitmq() {
     oversell(Store::PostgresRabbitMq).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversell_postgres_redis() {
+    oversell(Store::PostgresRedis).await;
 }
 
 /// Stops the whole platform while 40 orders are mid-saga, starts a new one
@@ -522,6 +532,11 @@ async fn crash_resume_postgres_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_resume_postgres_nats() {
     crash_resume(Store::PostgresNats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_resume_postgres_redis() {
+    crash_resume(Store::PostgresRedis).await;
 }
 
 fn parse_time(t: &str) -> f64 {

@@ -10,7 +10,8 @@
 //!   handler's effect, so a redelivered event is applied once. A handler
 //!   that keeps failing lands in the dead-letter table for an operator.
 //! * [`Bus`]: the backend, chosen by `BAZAAR_BROKER_URL` — `embedded`
-//!   (in-process, durable through outbox + inbox), RabbitMQ or NATS JetStream.
+//!   (in-process, durable through outbox + inbox), RabbitMQ, NATS JetStream
+//!   or Redis Streams.
 
 mod amqp;
 mod embedded;
@@ -18,6 +19,7 @@ pub mod envelope;
 pub mod inbox;
 mod nats;
 pub mod outbox;
+mod redis_streams;
 mod relay;
 
 use std::sync::Arc;
@@ -107,6 +109,7 @@ enum BusKind {
     Embedded(embedded::EmbeddedBus),
     Amqp(amqp::Amqp),
     Nats(nats::Nats),
+    Redis(redis_streams::RedisStreams),
 }
 
 impl std::fmt::Debug for Bus {
@@ -115,13 +118,14 @@ impl std::fmt::Debug for Bus {
             BusKind::Embedded(_) => "Bus(embedded)",
             BusKind::Amqp(_) => "Bus(rabbitmq)",
             BusKind::Nats(_) => "Bus(nats)",
+            BusKind::Redis(_) => "Bus(redis)",
         })
     }
 }
 
 impl Bus {
-    /// The bus named by a broker URL: `embedded`, `amqp(s)://...` or
-    /// `nats://...`. `namespace` prefixes every exchange, queue, stream and
+    /// The bus named by a broker URL: `embedded`, `amqp(s)://...`,
+    /// `nats://...` or `redis://...` (Redis Streams). `namespace` prefixes every exchange, queue, stream and
     /// consumer name (default `bazaar`), so platforms can share a broker.
     ///
     /// Only a malformed URL is an error: the broker itself may be down, and
@@ -140,6 +144,12 @@ impl Bus {
                 BusKind::Nats(nats::Nats::connect(url, namespace).await.map_err(|e| {
                     anyhow::anyhow!("NATS at {}: {e}", crate::config::redact_url(url))
                 })?)
+            } else if url.starts_with("redis://") {
+                BusKind::Redis(
+                    redis_streams::RedisStreams::new(url, namespace).map_err(|e| {
+                        anyhow::anyhow!("Redis at {}: {e}", crate::config::redact_url(url))
+                    })?,
+                )
             } else {
                 anyhow::bail!(
                     "unsupported broker URL {:?}",
@@ -185,6 +195,7 @@ impl Bus {
             BusKind::Embedded(_) => "embedded",
             BusKind::Amqp(_) => "RabbitMQ",
             BusKind::Nats(_) => "NATS",
+            BusKind::Redis(_) => "Redis",
         };
         Err(format!("broker ({kind}) not reached yet: {why}"))
     }
@@ -260,6 +271,11 @@ impl Bus {
                     nats.declare(sub).await?;
                 }
             }
+            BusKind::Redis(redis) => {
+                for sub in &subs {
+                    redis.declare(sub).await?;
+                }
+            }
         }
         self.started.send_replace(true);
         Ok(())
@@ -279,6 +295,7 @@ impl Bus {
             }
             BusKind::Amqp(amqp) => (amqp.publisher(), &*self.inner),
             BusKind::Nats(nats) => (nats.publisher(), &*self.inner),
+            BusKind::Redis(redis) => (redis.publisher(), &*self.inner),
         };
         if let Ok(mut registered) = self.registered.lock() {
             registered.extend(subscriptions.iter().cloned());
@@ -315,6 +332,12 @@ impl Bus {
                     let nats = nats.clone();
                     Box::new(move |token| {
                         Box::pin(async move { nats.consume(db, sub, token).await })
+                    })
+                }
+                BusKind::Redis(redis) => {
+                    let redis = redis.clone();
+                    Box::new(move |token| {
+                        Box::pin(async move { redis.consume(db, sub, token).await })
                     })
                 }
                 BusKind::Embedded(_) => continue,

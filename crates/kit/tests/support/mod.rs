@@ -30,6 +30,7 @@ pub enum Broker {
     Embedded,
     RabbitMq,
     Nats,
+    Redis,
 }
 
 /// A database backend.
@@ -65,6 +66,7 @@ pub fn broker_url(broker: Broker) -> &'static str {
         Broker::Embedded => "embedded",
         Broker::RabbitMq => "amqp://guest:guest@127.0.0.1:5672/%2f",
         Broker::Nats => "nats://127.0.0.1:4222",
+        Broker::Redis => "redis://127.0.0.1:6379",
     }
 }
 
@@ -171,6 +173,7 @@ impl Rig {
         match broker {
             Broker::RabbitMq if !available("RabbitMQ", "127.0.0.1:5672").await => return None,
             Broker::Nats if !available("NATS", "127.0.0.1:4222").await => return None,
+            Broker::Redis if !available("Redis", "127.0.0.1:6379").await => return None,
             _ => {}
         }
         if std::env::var("RUST_LOG").is_ok() {
