@@ -28,7 +28,12 @@ secrets-example)
   with BAZAAR_MIGRATE_ON_START=false;
 - each Deployment serves its own service on its SPEC port with probes,
   resources, a non-root user and a read-only root filesystem; prod's edge is
-  an HTTPRoute to the gateway, and the Ingress component renders.
+  an HTTPRoute to the gateway, and the Ingress component renders;
+- the monitoring component (Prometheus Operator CRDs, which no schema
+  validator knows) renders over the base: its ServiceMonitors select every
+  service's Service by a port that Service has (the gateway's admin port),
+  and its PrometheusRule holds exactly deploy/prometheus/rules/bazaar.yml's
+  groups.
 
 Exit status 1 with one line per problem.
 """
@@ -350,8 +355,50 @@ def check_k8s():
             problem("k8s dev: the Ingress component does not render")
 
 
+def check_monitoring():
+    # A Component renders only inside a Kustomization: a throw-away one
+    # beside the overlays (kustomize refuses absolute paths).
+    tmp = K8S / ".monitoring-render"
+    tmp.mkdir(exist_ok=True)
+    try:
+        (tmp / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "namespace: bazaar\nresources:\n  - ../base\ncomponents:\n  - ../components/monitoring\n")
+        objs = render(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not objs:
+        return
+    services = {s["metadata"]["name"]: s for s in of_kind(objs, "Service")}
+    scraped = {}
+    for sm in of_kind(objs, "ServiceMonitor"):
+        sel = sm["spec"]["selector"]
+        ports = {e["port"] for e in sm["spec"]["endpoints"]}
+        for name, svc in services.items():
+            labels = svc["metadata"].get("labels") or {}
+            ok = all(labels.get(k) == v for k, v in (sel.get("matchLabels") or {}).items())
+            for e in sel.get("matchExpressions") or []:
+                ok = ok and e["operator"] == "In" and labels.get(e["key"]) in e["values"]
+            if ok:
+                named = {p.get("name") for p in svc["spec"].get("ports", [])}
+                for port in ports:
+                    if port not in named:
+                        problem(f"k8s monitoring: ServiceMonitor {sm['metadata']['name']} scrapes port {port}, which Service {name} lacks")
+                scraped.setdefault(name, set()).update(ports)
+    for name in PORTS:
+        want = "admin" if name == "gateway" else "http"
+        if want not in scraped.get(name, set()):
+            problem(f"k8s monitoring: no ServiceMonitor scrapes {name} on its {want} port")
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "bazaar.yml").read_text())["groups"]
+    prs = of_kind(objs, "PrometheusRule")
+    if len(prs) != 1 or prs[0]["spec"]["groups"] != rules:
+        problem("k8s monitoring: the PrometheusRule differs from deploy/prometheus/rules/bazaar.yml "
+                "(run python3 scripts/gen-prometheusrule.py)")
+
+
 check_compose()
 check_k8s()
+check_monitoring()
 for p in problems:
     print(f"deploy: {p}")
 if problems:

@@ -33,6 +33,12 @@ pub const MIGRATIONS: Migrations = bazaar_kit::migrations!();
 /// Builds the catalog service: its database (migrated), routes, the event
 /// relay and the reservation-expiry worker.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
+    bazaar_kit::metrics::describe(|| {
+        metrics::describe_counter!(
+            "catalog_cache_total",
+            "Product read-cache lookups, by result (hit, miss)."
+        );
+    });
     let settings: CatalogSettings = ctx.settings()?;
     let db = ctx.database(&MIGRATIONS).await?;
     let ttl = Duration::from_secs(settings.cache_ttl_secs.max(1));

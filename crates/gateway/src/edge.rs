@@ -231,7 +231,7 @@ fn request_span(method: &Method, route: &'static str, request_id: &HeaderValue) 
         service = "gateway",
         method = %method,
         route,
-        request_id = ?request_id,
+        request_id = request_id.to_str().unwrap_or_default(),
     )
 }
 
@@ -290,6 +290,10 @@ impl Service<Request<Incoming>> for Edge {
             let request_id = request_id_of(req.headers());
             req.headers_mut().insert(X_REQUEST_ID, request_id.clone());
             let method = req.method().clone();
+            // The trace starts here when the client did not start one, so
+            // the access log names the trace id every hop shares.
+            let trace_id = route.map(|_| crate::headers::ensure_traceparent(req.headers_mut()));
+            let path = route.map(|_| req.uri().path().to_string());
             let mut response = if let Some(route) = route {
                 let span = request_span(&method, route, &request_id);
                 Self::respond(&stack, req).instrument(span).await?
@@ -301,7 +305,25 @@ impl Service<Request<Incoming>> for Edge {
             headers.insert(X_REQUEST_ID, request_id);
             add_security_headers(headers);
             if let Some(route) = route {
-                state.record(route, method, response.status().as_u16(), started);
+                let status = response.status().as_u16();
+                bazaar_kit::access::AccessLog {
+                    service: "gateway",
+                    method: method.as_str(),
+                    route,
+                    path: path.as_deref().unwrap_or_default(),
+                    status,
+                    duration: started.elapsed(),
+                    bytes: response.body().size_hint().exact(),
+                    request_id: response
+                        .headers()
+                        .get(X_REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default(),
+                    trace_id: trace_id.flatten().as_deref(),
+                    user_id: None,
+                }
+                .emit();
+                state.record(route, method, status, started);
             }
             Ok(response)
         })

@@ -79,7 +79,7 @@ impl Guard {
 
     async fn limit(&self, key: &str, limit: crate::config::Limit) -> Result<(), Problem> {
         self.limiter.check(key, limit).await.map_err(|wait| {
-            metrics::counter!("gateway_rate_limited_total").increment(1);
+            metrics::counter!("gateway_rate_limited_total", "service" => "gateway").increment(1);
             Problem::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
         })
     }

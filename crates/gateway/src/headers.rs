@@ -170,6 +170,27 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderVa
     }
 }
 
+/// Gives the request a W3C `traceparent` (a new trace) unless it has a
+/// well-formed one; returns its trace id.
+pub fn ensure_traceparent(headers: &mut HeaderMap) -> Option<String> {
+    let given = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bazaar_kit::access::trace_id_of)
+        .map(str::to_string);
+    if given.is_some() {
+        return given;
+    }
+    let value = HeaderValue::from_bytes(&new_traceparent()).ok()?;
+    let trace_id = value
+        .to_str()
+        .ok()
+        .and_then(bazaar_kit::access::trace_id_of)
+        .map(str::to_string);
+    headers.insert(TRACEPARENT, value);
+    trace_id
+}
+
 /// A W3C `traceparent` starting a new trace here, so every hop shares one
 /// trace id.
 pub fn new_traceparent() -> [u8; 55] {

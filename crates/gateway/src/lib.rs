@@ -37,7 +37,7 @@ pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
     let table =
         RouteTable::from_config(&ctx.config, &settings.routes).map_err(|e| anyhow::anyhow!(e))?;
     // Metric handles below need the recorder installed first.
-    bazaar_kit::metrics::handle();
+    bazaar_kit::metrics::describe(describe_metrics);
     let open_for = Duration::from_millis(settings.breaker_open_ms.max(1));
     let pools = table
         .upstreams()
@@ -146,4 +146,34 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// The gateway's own metric families.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "gateway_upstream_duration_seconds",
+        Unit::Seconds,
+        "Time an upstream took to answer a proxied request (to the response head), by upstream."
+    );
+    describe_counter!(
+        "gateway_upstream_errors_total",
+        "Proxied requests that got no upstream answer, by upstream and kind (connect, timeout, unavailable, circuit_open)."
+    );
+    describe_gauge!(
+        "gateway_breaker_state",
+        "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open."
+    );
+    describe_gauge!(
+        "gateway_upstream_instance_healthy",
+        "Whether an upstream instance is in rotation (1) or ejected by health checks (0)."
+    );
+    describe_counter!(
+        "gateway_rate_limited_total",
+        "Requests refused with 429 by the rate limits."
+    );
+    describe_counter!(
+        "gateway_rate_limit_redis_errors_total",
+        "Rate-limit checks that fell back to local limiting because Redis failed."
+    );
 }

@@ -76,7 +76,7 @@ impl Limiter {
                 Ok(verdict) => return verdict,
                 Err(e) => {
                     redis.back_off();
-                    metrics::counter!("gateway_rate_limit_redis_errors_total").increment(1);
+                    metrics::counter!("gateway_rate_limit_redis_errors_total", "service" => "gateway").increment(1);
                     tracing::warn!(error = %e, "rate limiter: Redis unavailable, limiting locally");
                 }
             }

@@ -63,7 +63,7 @@ impl Instance {
                 tracing::warn!(upstream = pool, instance = %self.url, "instance ejected");
             }
         }
-        metrics::gauge!("gateway_upstream_instance_healthy", "upstream" => pool.to_string(), "instance" => self.url.clone())
+        metrics::gauge!("gateway_upstream_instance_healthy", "service" => "gateway", "upstream" => pool.to_string(), "instance" => self.url.clone())
             .set(if healthy { 1.0 } else { 0.0 });
     }
 }
@@ -98,7 +98,7 @@ impl Pool {
             name: upstream.name.clone(),
             instances: upstream.urls.iter().map(|url| Instance::new(url)).collect(),
             breaker: Breaker::new(&upstream.name, failures, open_for),
-            latency: metrics::histogram!("gateway_upstream_duration_seconds", "upstream" => upstream.name.clone()),
+            latency: metrics::histogram!("gateway_upstream_duration_seconds", "service" => "gateway", "upstream" => upstream.name.clone()),
         }
     }
 
@@ -189,7 +189,7 @@ impl Breaker {
     }
 
     fn gauge(&self, value: f64) {
-        metrics::gauge!("gateway_breaker_state", "upstream" => self.name.clone()).set(value);
+        metrics::gauge!("gateway_breaker_state", "service" => "gateway", "upstream" => self.name.clone()).set(value);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

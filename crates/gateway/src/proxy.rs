@@ -94,7 +94,7 @@ impl Proxy {
             .await?;
         let pool = &self.pools[idx];
         pool.breaker.admit().map_err(|wait| {
-            metrics::counter!("gateway_upstream_errors_total", "upstream" => pool.name.clone(), "kind" => "circuit_open")
+            metrics::counter!("gateway_upstream_errors_total", "service" => "gateway", "upstream" => pool.name.clone(), "kind" => "circuit_open")
                 .increment(1);
             Problem::unavailable(format!(
                 "The {} service is unavailable (circuit open); try again shortly.",
@@ -125,7 +125,7 @@ impl Proxy {
             Failure::Timeout => "timeout",
             Failure::TooLarge => return too_large_problem(),
         };
-        metrics::counter!("gateway_upstream_errors_total", "upstream" => name.clone(), "kind" => kind)
+        metrics::counter!("gateway_upstream_errors_total", "service" => "gateway", "upstream" => name.clone(), "kind" => kind)
             .increment(1);
         match failure {
             Failure::Timeout => {

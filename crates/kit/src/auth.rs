@@ -296,6 +296,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
             username: claims.username.unwrap_or_default(),
             is_staff: claims.is_staff.unwrap_or(false),
         };
+        if let Some(slot) = parts.extensions.get::<crate::access::UserSlot>() {
+            slot.set(&user.id);
+        }
         parts.extensions.insert(user.clone());
         Ok(user)
     }

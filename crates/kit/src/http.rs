@@ -60,7 +60,7 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
     let no_admin = service.admin.is_none();
     let defaults = probes(service, no_admin);
     let defaults = if no_admin {
-        defaults.route("/metrics", get(metrics_text))
+        defaults.route("/metrics", get(move || metrics_text(name)))
     } else {
         defaults
     };
@@ -184,20 +184,22 @@ pub fn serve_starting(
 /// The operator listener's app: probes with details, `/metrics` and the
 /// service's admin routes.
 fn admin_app(service: &Service) -> Router {
+    let name = service.name.as_str();
     probes(service, true)
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(move || metrics_text(name)))
         .merge(service.admin_routes.clone())
         .fallback(|| async { Problem::not_found() })
         .layer(middleware::from_fn(security_headers))
 }
 
-async fn metrics_text() -> Response {
+/// `service`'s series and the process's, in Prometheus text.
+pub async fn metrics_text(service: &'static str) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics::render(),
+        crate::metrics::render(service),
     )
         .into_response()
 }
@@ -327,7 +329,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 
 async fn observe_request(
     State(observe): State<Arc<Observe>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let start = Instant::now();
@@ -347,47 +349,51 @@ async fn observe_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::access::trace_id_of)
+        .map(str::to_string);
+    let user = crate::access::UserSlot::default();
+    req.extensions_mut().insert(user.clone());
     let span = tracing::info_span!(
         "request",
         service = observe.service,
         method = %method,
         route = %route,
         request_id = %request_id,
+        trace_id = trace_id.as_deref(),
     );
-    let response =
-        match tokio::time::timeout(observe.timeout, next.run(req).instrument(span.clone())).await {
-            Ok(response) => response,
-            Err(_) => {
-                Problem::gateway_timeout("The request took too long to process.").into_response()
-            }
-        };
+    let response = match tokio::time::timeout(observe.timeout, next.run(req).instrument(span)).await
+    {
+        Ok(response) => response,
+        Err(_) => Problem::gateway_timeout("The request took too long to process.").into_response(),
+    };
     let response = render_problem(response, &path, &request_id).await;
-    let status = response.status().as_u16().to_string();
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
     let labels = [
         ("service", observe.service.to_string()),
         ("method", method.to_string()),
-        ("route", route),
-        ("status", status),
+        ("route", route.clone()),
+        ("status", status.to_string()),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
-    span.in_scope(|| {
-        let code = response.status();
-        if code.is_server_error() {
-            tracing::warn!(
-                status = code.as_u16(),
-                latency_ms = elapsed * 1000.0,
-                "request failed"
-            );
-        } else {
-            tracing::debug!(
-                status = code.as_u16(),
-                latency_ms = elapsed * 1000.0,
-                "request finished"
-            );
-        }
-    });
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    crate::access::AccessLog {
+        service: observe.service,
+        method: method.as_str(),
+        route: &route,
+        path: &path,
+        status,
+        duration: elapsed,
+        bytes: axum::body::HttpBody::size_hint(response.body()).exact(),
+        request_id: &request_id,
+        trace_id: trace_id.as_deref(),
+        user_id: user.get(),
+    }
+    .emit();
     response
 }
 

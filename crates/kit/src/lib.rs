@@ -5,6 +5,7 @@
 //! request ids, timeouts, body limits, graceful shutdown), problem+json
 //! errors, pagination and storage.
 
+pub mod access;
 pub mod auth;
 pub mod client;
 pub mod clock;

@@ -28,6 +28,7 @@ pub const MIGRATIONS: Migrations = bazaar_kit::migrations!();
 /// Builds the notifications service: database (migrated), the list route,
 /// the event consumer and the sender worker.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
+    bazaar_kit::metrics::describe(email::sender::describe_metrics);
     let settings: Arc<NotificationsSettings> = Arc::new(ctx.settings()?);
     let backend = email::from_settings(&settings, &ctx.config.data_dir)?;
     let db = ctx.database(&MIGRATIONS).await?;

@@ -32,6 +32,7 @@ pub const MIGRATIONS: Migrations = bazaar_kit::migrations!();
 /// Builds the orders service: its database (migrated), routes, the saga
 /// timer and the outbox relay.
 pub async fn build(ctx: ServiceContext) -> anyhow::Result<Service> {
+    bazaar_kit::metrics::describe(saga::metrics::describe);
     let settings: Settings = ctx.settings()?;
     let db = ctx.database(&MIGRATIONS).await?;
     let catalog_timeout = Duration::from_millis(settings.catalog_timeout_ms);

@@ -932,10 +932,10 @@ async fn reservations(c: &Ctx) {
             .await
             .expect("text");
     assert!(
-        metrics.contains("catalog_cache_total{result=\"hit\"}"),
+        metrics.contains("catalog_cache_total{service=\"catalog\",result=\"hit\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("catalog_cache_total{result=\"miss\"}"));
+    assert!(metrics.contains("catalog_cache_total{service=\"catalog\",result=\"miss\"}"));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod grpc;
 mod identity;
 mod notifications;
 mod oauth_clients;
+mod observability;
 mod openapi;
 mod orders;
 mod platform;

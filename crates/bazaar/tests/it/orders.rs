@@ -8,8 +8,8 @@
 //! the client-credentials grant of `docs/contracts.md`.
 
 use crate::common;
-mod issuer;
-mod shop;
+pub(crate) mod issuer;
+pub(crate) mod shop;
 
 use std::collections::BTreeMap;
 

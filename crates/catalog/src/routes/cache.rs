@@ -42,7 +42,8 @@ impl ReadCache {
     pub async fn get(&self, generation: u64, key: &str) -> Option<Bytes> {
         let found = self.entries.get(&(generation, key.to_string())).await;
         let result = if found.is_some() { "hit" } else { "miss" };
-        metrics::counter!("catalog_cache_total", "result" => result).increment(1);
+        metrics::counter!("catalog_cache_total", "service" => "catalog", "result" => result)
+            .increment(1);
         found
     }
 

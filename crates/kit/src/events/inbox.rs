@@ -41,6 +41,12 @@ pub fn duplicates_absorbed(consumer: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The service a consumer belongs to (its metrics' registry): a consumer's
+/// name is its service's, or starts with it and a dot (`orders.saga`).
+fn service_of(consumer: &str) -> String {
+    consumer.split('.').next().unwrap_or(consumer).to_string()
+}
+
 /// Applies `event` once: the inbox row and the handler's writes commit in
 /// one transaction; a second delivery finds the row and does nothing.
 pub async fn apply(db: &Db, sub: &Subscription, event: &Envelope) -> Result<Outcome, HandlerError> {
@@ -56,7 +62,7 @@ pub async fn apply(db: &Db, sub: &Subscription, event: &Envelope) -> Result<Outc
     .rows_affected();
     if inserted == 0 {
         tx.rollback().await?;
-        metrics::counter!("events_duplicates_total", "consumer" => sub.consumer.clone())
+        metrics::counter!("events_duplicates_total", "service" => service_of(&sub.consumer), "consumer" => sub.consumer.clone())
             .increment(1);
         note_duplicate(&sub.consumer);
         return Ok(Outcome::Duplicate);
@@ -78,12 +84,12 @@ pub(crate) async fn deliver(
     for attempt in 1..=MAX_ATTEMPTS {
         match apply(db, sub, event).await {
             Ok(outcome) => {
-                metrics::counter!("events_consumed_total", "consumer" => sub.consumer.clone(), "type" => event.event_type.clone())
+                metrics::counter!("events_consumed_total", "service" => service_of(&sub.consumer), "consumer" => sub.consumer.clone(), "type" => event.event_type.clone())
                     .increment(1);
                 return Ok(outcome);
             }
             Err(e) => {
-                metrics::counter!("events_failed_total", "consumer" => sub.consumer.clone(), "type" => event.event_type.clone())
+                metrics::counter!("events_failed_total", "service" => service_of(&sub.consumer), "consumer" => sub.consumer.clone(), "type" => event.event_type.clone())
                     .increment(1);
                 tracing::warn!(consumer = %sub.consumer, event_id = %event.id, event_type = %event.event_type, attempt, error = %e, "handler failed");
                 last_error = e.0;
@@ -120,7 +126,7 @@ pub(crate) async fn dead_letter(
     .bind(now_rfc3339())
     .execute(db.pool())
     .await?;
-    metrics::counter!("events_dead_lettered_total", "consumer" => consumer.to_string())
+    metrics::counter!("events_dead_lettered_total", "service" => service_of(consumer), "consumer" => consumer.to_string())
         .increment(1);
     tracing::error!(consumer, event_id = %event.id, event_type = %event.event_type, error, "event dead-lettered");
     Ok(())

@@ -125,8 +125,7 @@ impl Sender {
         match outcome {
             Ok(()) => {
                 store::mark_sent(&self.db, &row.id).await?;
-                metrics::counter!("notifications_sent_total", "kind" => row.kind.clone())
-                    .increment(1);
+                sends(&row.kind, "sent");
                 tracing::info!(attempt, "notification sent");
             }
             Err(SendError { transient, message }) => {
@@ -134,16 +133,34 @@ impl Sender {
                 if transient && attempt < max {
                     let wait = self.settings.backoff().delay_millis(attempt);
                     store::schedule_retry(&self.db, &row.id, now_millis() + wait, &message).await?;
-                    metrics::counter!("notifications_retries_total").increment(1);
+                    sends(&row.kind, "retried");
                     tracing::warn!(attempt, retry_in_ms = wait, error = %message, "sending failed; will retry");
                 } else {
                     store::mark_failed(&self.db, &row.id, &message).await?;
-                    metrics::counter!("notifications_failed_total", "kind" => row.kind.clone())
-                        .increment(1);
+                    sends(&row.kind, "failed");
                     tracing::error!(attempt, transient, error = %message, "notification failed for good");
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Counts one send attempt's outcome (`sent`, `retried`, `failed`).
+fn sends(kind: &str, outcome: &'static str) {
+    metrics::counter!(
+        "notifications_sends_total",
+        "service" => "notifications",
+        "kind" => kind.to_string(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+}
+
+/// Describes this module's metrics.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        "notifications_sends_total",
+        "Email send attempts by kind and outcome: sent, retried (transient failure, tried again later), failed (given up)."
+    );
 }

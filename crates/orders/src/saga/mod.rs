@@ -16,6 +16,7 @@
 //! seconds), so an order whose driver died is resumed, by any instance's
 //! timer, within about `lease_ms` of the death.
 
+pub mod metrics;
 pub mod upstream;
 
 use std::collections::HashSet;
@@ -97,6 +98,9 @@ impl Saga {
     ) -> Result<Option<Change>, sqlx::Error> {
         let change = store::transition(&self.inner.db, order, t).await?;
         if let Some(c) = &change {
+            if t.to.is_final() {
+                metrics::finished(t.to, t.reason, &order.row.created_at);
+            }
             if t.publish {
                 self.inner.bus.nudge();
             }
@@ -188,18 +192,20 @@ impl Saga {
             let Some(order) = store::get(db, id).await? else {
                 return Ok(());
             };
-            let step = match (order.status(), order.row.compensate) {
-                (Status::Pending, _) => self.reserve(&order).await,
-                (Status::AwaitingPayment, _) => self.charge(&order).await,
-                (Status::Cancelled, true) => self.compensate(&order).await,
+            let (name, step) = match (order.status(), order.row.compensate) {
+                (Status::Pending, _) => ("reserve", self.reserve(&order).await),
+                (Status::AwaitingPayment, _) => ("charge", self.charge(&order).await),
+                (Status::Cancelled, true) => ("compensate", self.compensate(&order).await),
                 _ => return Ok(()),
             };
             match step {
                 Ok(Next::Continue) => {}
                 Ok(Next::RetryAfter { ms, charge }) => {
+                    metrics::retried(name, "charge_timeout");
                     return book::retry_later(db, id, ms, charge).await;
                 }
                 Err(StepError::Upstream(e)) => {
+                    metrics::retried(name, "upstream");
                     let ms = STEP_BACKOFF.delay_millis(order.row.attempts + 1);
                     tracing::info!(order_id = %id, error = %e, retry_in_ms = ms, "saga step will be retried");
                     return book::retry_later(db, id, ms, false).await;
@@ -279,6 +285,7 @@ impl Saga {
         up.refund(&order.row.id).await?;
         up.release(&order.row.id).await?;
         book::set_compensate(&self.inner.db, &order.row.id, false).await?;
+        metrics::compensated();
         Ok(Next::Continue)
     }
 
@@ -287,6 +294,8 @@ impl Saga {
     pub async fn run_timer(self, token: CancellationToken) {
         let interval = Duration::from_millis(self.inner.settings.saga_interval_ms.max(10));
         let mut ticks: u64 = 0;
+        // The gauges of orders under way, about every 5 s.
+        let gauge_every = (5000 / interval.as_millis().max(1)).max(1) as u64;
         loop {
             tokio::select! {
                 () = token.cancelled() => break,
@@ -295,6 +304,11 @@ impl Saga {
             match book::due(&self.inner.db, 500).await {
                 Ok(ids) => ids.into_iter().for_each(|id| self.kick(id)),
                 Err(e) => tracing::warn!(error = %e, "cannot list due orders"),
+            }
+            if ticks.is_multiple_of(gauge_every)
+                && let Err(e) = metrics::record_in_flight(&self.inner.db).await
+            {
+                tracing::warn!(error = %e, "cannot count orders under way");
             }
             if ticks.is_multiple_of(3600)
                 && let Err(e) = store::idempotency::purge(&self.inner.db).await

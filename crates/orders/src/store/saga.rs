@@ -79,3 +79,16 @@ pub async fn set_compensate(db: &Db, id: &str, owed: bool) -> Result<(), sqlx::E
         .await?;
     Ok(())
 }
+
+/// How many orders are under way (pending, awaiting payment, or owing a
+/// compensation) and the creation time of the oldest.
+pub async fn in_flight(db: &Db) -> Result<(i64, Option<String>), sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM orders \
+         WHERE status IN ('pending', 'awaiting_payment') OR compensate = 1",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok((row.try_get("n")?, row.try_get("oldest")?))
+}
