@@ -26,8 +26,8 @@ use futures::future::BoxFuture;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoGroupsReply,
-    StreamPendingReply, StreamReadOptions, StreamReadReply,
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamInfoConsumersReply,
+    StreamInfoGroupsReply, StreamPendingReply, StreamReadOptions, StreamReadReply,
 };
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,11 @@ const BLOCK: Duration = Duration::from_secs(1);
 pub(crate) const CLAIM_IDLE: Duration = Duration::from_secs(5);
 /// How often a consumer looks for such entries.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
+/// A consumer name idle this long with nothing pending (a process that
+/// ended) is removed from its group.
+const FORGET_IDLE: Duration = Duration::from_secs(3600);
+/// How often a consumer looks for such names.
+const FORGET_EVERY: Duration = Duration::from_secs(60);
 /// Acknowledged history kept for a consumer group created later.
 pub(crate) const RETENTION: Duration = Duration::from_secs(600);
 /// How often the publisher trims a stream it writes to.
@@ -160,12 +165,22 @@ impl RedisStreams {
             .block(BLOCK.as_millis() as usize);
         let newest = vec![">"; keys.len()];
         let mut last_claim = Instant::now();
+        // Due at once, then every FORGET_EVERY.
+        let mut last_forget = Instant::now()
+            .checked_sub(FORGET_EVERY)
+            .unwrap_or_else(Instant::now);
         loop {
             if last_claim.elapsed() >= CLAIM_EVERY {
                 for key in &keys {
                     self.take_over_idle(&mut conn, db, sub, key).await?;
                 }
                 last_claim = Instant::now();
+            }
+            if last_forget.elapsed() >= FORGET_EVERY {
+                for key in &keys {
+                    self.forget_ended(&mut conn, sub, key).await?;
+                }
+                last_forget = Instant::now();
             }
             let reply: Option<StreamReadReply> = tokio::select! {
                 () = token.cancelled() => return Ok(()),
@@ -209,6 +224,26 @@ impl RedisStreams {
                 break;
             }
             start = reply.next_stream_id;
+        }
+        Ok(())
+    }
+
+    /// Removes consumer names of processes that ended (idle for
+    /// [`FORGET_IDLE`] with nothing pending), so restarts do not pile
+    /// them up in the group.
+    async fn forget_ended(
+        &self,
+        conn: &mut MultiplexedConnection,
+        sub: &Subscription,
+        key: &str,
+    ) -> redis::RedisResult<()> {
+        let reply: StreamInfoConsumersReply = conn.xinfo_consumers(key, &sub.consumer).await?;
+        for ended in reply.consumers.iter().filter(|c| {
+            c.pending == 0 && c.idle as u128 >= FORGET_IDLE.as_millis() && c.name != self.consumer
+        }) {
+            let _: i64 = conn
+                .xgroup_delconsumer(key, &sub.consumer, &ended.name)
+                .await?;
         }
         Ok(())
     }
