@@ -164,45 +164,67 @@ impl RedisStreams {
             .count(BATCH)
             .block(BLOCK.as_millis() as usize);
         let newest = vec![">"; keys.len()];
-        let mut last_claim = Instant::now();
-        // Due at once, then every FORGET_EVERY.
-        let mut last_forget = Instant::now()
-            .checked_sub(FORGET_EVERY)
-            .unwrap_or_else(Instant::now);
-        loop {
-            if last_claim.elapsed() >= CLAIM_EVERY {
-                for key in &keys {
-                    self.take_over_idle(&mut conn, db, sub, key).await?;
+        // The reader keeps a short queue full while the workers apply: it
+        // never waits for a whole batch to finish. Acks go over the shared
+        // connection (this one is blocked in reads).
+        let (found, queue) = tokio::sync::mpsc::channel::<(String, StreamId)>(2 * BATCH);
+        let acks = self.shared().await?;
+        let reader = async {
+            let mut last_claim = Instant::now();
+            // Due at once, then every FORGET_EVERY.
+            let mut last_forget = Instant::now()
+                .checked_sub(FORGET_EVERY)
+                .unwrap_or_else(Instant::now);
+            loop {
+                if last_claim.elapsed() >= CLAIM_EVERY {
+                    for key in &keys {
+                        for entry in self.claim_idle(&mut conn, sub, key).await? {
+                            found.send((key.clone(), entry)).await?;
+                        }
+                    }
+                    last_claim = Instant::now();
                 }
-                last_claim = Instant::now();
-            }
-            if last_forget.elapsed() >= FORGET_EVERY {
-                for key in &keys {
-                    self.forget_ended(&mut conn, sub, key).await?;
+                if last_forget.elapsed() >= FORGET_EVERY {
+                    for key in &keys {
+                        self.forget_ended(&mut conn, sub, key).await?;
+                    }
+                    last_forget = Instant::now();
                 }
-                last_forget = Instant::now();
+                let reply: Option<StreamReadReply> =
+                    conn.xread_options(&keys, &newest, &read).await?;
+                for stream in reply.map(|r| r.keys).unwrap_or_default() {
+                    for entry in stream.ids {
+                        found.send((stream.key.clone(), entry)).await?;
+                    }
+                }
             }
-            let reply: Option<StreamReadReply> = tokio::select! {
-                () = token.cancelled() => return Ok(()),
-                r = conn.xread_options(&keys, &newest, &read) => r?,
-            };
-            for stream in reply.map(|r| r.keys).unwrap_or_default() {
-                self.apply_all(&conn, db, sub, &stream.key, stream.ids)
-                    .await;
-            }
+        };
+        let workers = tokio_stream::wrappers::ReceiverStream::new(queue).for_each_concurrent(
+            BATCH,
+            |(key, entry)| {
+                let acks = acks.clone();
+                async move { self.apply_one(acks, db, sub, &key, entry).await }
+            },
+        );
+        // Stopping drops what is in flight: its transactions roll back and
+        // its entries, still pending, are claimed again.
+        tokio::select! {
+            () = token.cancelled() => Ok(()),
+            r = reader => r,
+            () = workers => Ok(()),
         }
     }
 
     /// Claims the entries of `key` that another consumer (or this one) left
-    /// unacknowledged for [`CLAIM_IDLE`], and applies them.
-    async fn take_over_idle(
+    /// unacknowledged for [`CLAIM_IDLE`].
+    async fn claim_idle(
         &self,
         conn: &mut MultiplexedConnection,
-        db: &Db,
         sub: &Subscription,
         key: &str,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::RedisResult<Vec<StreamId>> {
         let mut start = "0-0".to_string();
+        let mut claimed = Vec::new();
         // Bounded: a stream with many stale entries is worked off over
         // several rounds rather than in one long stall.
         for _ in 0..8 {
@@ -216,16 +238,16 @@ impl RedisStreams {
                     StreamAutoClaimOptions::default().count(BATCH),
                 )
                 .await?;
-            if !reply.claimed.is_empty() {
-                tracing::info!(consumer = %sub.consumer, stream = key, claimed = reply.claimed.len(), "taking over unacknowledged events");
-                self.apply_all(conn, db, sub, key, reply.claimed).await;
-            }
+            claimed.extend(reply.claimed);
             if reply.next_stream_id == "0-0" {
                 break;
             }
             start = reply.next_stream_id;
         }
-        Ok(())
+        if !claimed.is_empty() {
+            tracing::info!(consumer = %sub.consumer, stream = key, claimed = claimed.len(), "taking over unacknowledged events");
+        }
+        Ok(claimed)
     }
 
     /// Removes consumer names of processes that ended (idle for
@@ -248,47 +270,39 @@ impl RedisStreams {
         Ok(())
     }
 
-    /// Applies entries concurrently; each is acknowledged once its inbox
-    /// transaction committed (or it is unreadable and dropped).
-    async fn apply_all(
+    /// Applies one entry; acknowledges it once its inbox transaction
+    /// committed (or it is unreadable and dropped).
+    async fn apply_one(
         &self,
-        conn: &MultiplexedConnection,
+        mut acks: ConnectionManager,
         db: &Db,
         sub: &Subscription,
         key: &str,
-        entries: Vec<StreamId>,
+        entry: StreamId,
     ) {
-        futures::stream::iter(entries)
-            .for_each_concurrent(BATCH, |entry| {
-                let mut conn = conn.clone();
-                async move {
-                    let event = entry
-                        .get::<Vec<u8>>("body")
-                        .and_then(|body| serde_json::from_slice::<Envelope>(&body).ok());
-                    let done = match event {
-                        None => {
-                            tracing::error!(consumer = %sub.consumer, stream = key, entry = %entry.id, "unreadable entry dropped");
-                            true
-                        }
-                        Some(event) => match inbox::deliver(db, sub, &event).await {
-                            Ok(_) => true,
-                            Err(e) => {
-                                tracing::warn!(consumer = %sub.consumer, error = %e, "could not record event; left for redelivery");
-                                false
-                            }
-                        },
-                    };
-                    if done {
-                        let acked: redis::RedisResult<i64> =
-                            conn.xack(key, &sub.consumer, &[&entry.id]).await;
-                        if let Err(e) = acked {
-                            // Claimed again later; the inbox absorbs it.
-                            tracing::warn!(consumer = %sub.consumer, error = %e, "ack lost");
-                        }
-                    }
+        let event = entry
+            .get::<Vec<u8>>("body")
+            .and_then(|body| serde_json::from_slice::<Envelope>(&body).ok());
+        let done = match event {
+            None => {
+                tracing::error!(consumer = %sub.consumer, stream = key, entry = %entry.id, "unreadable entry dropped");
+                true
+            }
+            Some(event) => match inbox::deliver(db, sub, &event).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(consumer = %sub.consumer, error = %e, "could not record event; left for redelivery");
+                    false
                 }
-            })
-            .await;
+            },
+        };
+        if done {
+            let acked: redis::RedisResult<i64> = acks.xack(key, &sub.consumer, &[&entry.id]).await;
+            if let Err(e) = acked {
+                // Claimed again later; the inbox absorbs it.
+                tracing::warn!(consumer = %sub.consumer, error = %e, "ack lost");
+            }
+        }
     }
 
     /// Trims `key` below the oldest entry a group has not acknowledged and
