@@ -11,7 +11,7 @@
 //! event, every outbox drained, no dead letter, and no process that exited
 //! without being killed.
 //!
-//! On RabbitMQ and on NATS JetStream, one run after the other.
+//! On RabbitMQ, NATS JetStream and Redis Streams, one run after the other.
 //!
 //! It reports pending → final p50/p99 while faults ran and the time from the
 //! last fault to quiescence (goals: p99 ≤ 5 s, quiescence ≤ 10 s).
@@ -49,6 +49,7 @@ const SHOPPERS: usize = 8;
 enum Broker {
     RabbitMq,
     Nats,
+    Redis,
 }
 
 impl Broker {
@@ -56,6 +57,7 @@ impl Broker {
         match self {
             Broker::RabbitMq => ("RabbitMQ", "127.0.0.1:5672"),
             Broker::Nats => ("NATS", "127.0.0.1:4222"),
+            Broker::Redis => ("Redis", "127.0.0.1:6379"),
         }
     }
 
@@ -63,6 +65,7 @@ impl Broker {
         match self {
             Broker::RabbitMq => format!("amqp://guest:guest@{addr}/%2f"),
             Broker::Nats => format!("nats://{addr}"),
+            Broker::Redis => format!("redis://{addr}"),
         }
     }
 }
@@ -852,4 +855,10 @@ async fn faults_lose_nothing_on_rabbitmq() {
 async fn faults_lose_nothing_on_nats() {
     let _alone = ONE_AT_A_TIME.lock().await;
     faults_lose_nothing(Broker::Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_lose_nothing_on_redis_streams() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    faults_lose_nothing(Broker::Redis).await;
 }
