@@ -1,11 +1,47 @@
 //! The OpenAPI document of catalog's public routes (never `/internal/`).
 
-use bazaar_kit::openapi::BearerAuth;
+use bazaar_kit::openapi::{BearerAuth, Contract, Link, Links};
 use utoipa::OpenApi;
 
-use crate::domain::ProductBody;
+use crate::domain::product::{ProductCreate, ProductPatchDoc};
 use crate::routes::{categories, products};
 use crate::store::{Category, Product};
+
+/// create → get, replace, patch and delete the new product.
+const LINKS: Links = Links(&[
+    Link {
+        from: "create_product",
+        status: "201",
+        name: "GetProduct",
+        to: "get_product",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "create_product",
+        status: "201",
+        name: "ReplaceProduct",
+        to: "replace_product",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "create_product",
+        status: "201",
+        name: "UpdateProduct",
+        to: "update_product",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "create_product",
+        status: "201",
+        name: "DeleteProduct",
+        to: "delete_product",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+]);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,8 +51,8 @@ use crate::store::{Category, Product};
         products::list, products::create, products::detail,
         products::replace, products::update, products::remove,
     ),
-    components(schemas(Category, categories::CategoryBody, Product, ProductBody)),
-    modifiers(&BearerAuth),
+    components(schemas(Category, categories::CategoryBody, Product, ProductCreate, ProductPatchDoc)),
+    modifiers(&BearerAuth, &Contract, &LINKS),
     tags((name = "catalog", description = "Categories and products"))
 )]
 struct Doc;
@@ -59,7 +95,11 @@ mod tests {
                 serde_json::json!(["catalog"]),
                 "{method} {path}"
             );
-            assert_eq!(op.get("security").is_some(), staff, "{method} {path}");
+            assert_eq!(
+                bazaar_kit::openapi::is_protected(op.get("security")),
+                staff,
+                "{method} {path}"
+            );
         }
         let list = &doc["paths"]["/api/v1/products/"]["get"]["parameters"];
         let names: BTreeSet<&str> = list

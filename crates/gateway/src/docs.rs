@@ -19,7 +19,7 @@ use crate::proxy::Proxy;
 pub struct Docs {
     proxy: Arc<Proxy>,
     ttl: Duration,
-    cached: Mutex<Option<(Instant, Arc<String>)>>,
+    cached: Mutex<Option<(Instant, Arc<Merged>)>>,
     ui: Arc<utoipa_swagger_ui::Config<'static>>,
 }
 
@@ -34,7 +34,7 @@ impl Docs {
         }
     }
 
-    async fn document(&self) -> Arc<String> {
+    async fn document(&self) -> Arc<Merged> {
         if let Some((at, doc)) = &*self
             .cached
             .lock()
@@ -50,7 +50,7 @@ impl Docs {
                 .map(|pool| async move { (pool.name.clone(), self.fetch(pool).await) }),
         )
         .await;
-        let doc = Arc::new(merge(fetched).to_string());
+        let doc = Arc::new(merge(fetched));
         *self
             .cached
             .lock()
@@ -82,22 +82,42 @@ impl Docs {
     }
 }
 
+/// The merged document, or why the services' documents cannot be merged.
+pub type Merged = Result<Value, String>;
+
 /// Merges service documents: paths (never `/internal/`), component maps
-/// and tags; the first definition of a name wins.
-pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
+/// and tags. A component two services both define must be the same
+/// (it is kept once); a name defined differently, or a path documented by
+/// two services differently, is an error naming both services.
+pub fn merge(docs: Vec<(String, Option<Value>)>) -> Merged {
     let mut paths = Map::new();
     let mut components: Map<String, Value> = Map::new();
+    let mut owners: std::collections::BTreeMap<String, String> = Default::default();
     let mut tags = Vec::<Value>::new();
     let mut sources = Vec::new();
+    let mut put =
+        |map: &mut Map<String, Value>, at: String, name: &str, v: &Value, service: &str| match map
+            .get(name)
+        {
+            Some(existing) if existing != v => Err(format!(
+                "{at}: {} and {service} define it differently",
+                owners.get(&at).map_or("?", String::as_str)
+            )),
+            Some(_) => Ok(()),
+            None => {
+                map.insert(name.to_string(), v.clone());
+                owners.insert(at, service.to_string());
+                Ok(())
+            }
+        };
     for (service, doc) in docs {
         let Some(doc) = doc else {
             continue;
         };
-        sources.push(Value::String(service));
         if let Some(p) = doc.get("paths").and_then(Value::as_object) {
             for (path, item) in p {
                 if !crate::routes::is_forbidden_path(path) {
-                    paths.entry(path.clone()).or_insert_with(|| item.clone());
+                    put(&mut paths, format!("paths.{path}"), path, item, &service)?;
                 }
             }
         }
@@ -111,7 +131,7 @@ pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
                     .or_insert_with(|| Value::Object(Map::new()));
                 if let Some(slot) = slot.as_object_mut() {
                     for (name, v) in entries {
-                        slot.entry(name.clone()).or_insert_with(|| v.clone());
+                        put(slot, format!("components.{kind}.{name}"), name, v, &service)?;
                     }
                 }
             }
@@ -123,37 +143,36 @@ pub fn merge(docs: Vec<(String, Option<Value>)>) -> Value {
                 }
             }
         }
+        sources.push(Value::String(service));
     }
-    let schemes = components
-        .entry("securitySchemes".to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(s) = schemes.as_object_mut() {
-        s.entry("bearer_auth".to_string())
-            .or_insert_with(|| json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}));
-    }
-    json!({
+    Ok(json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Bazaar API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Every Bazaar service's public API, through the gateway.",
+            "license": {"name": env!("CARGO_PKG_LICENSE"), "identifier": env!("CARGO_PKG_LICENSE")},
         },
         "servers": [{"url": "/"}],
         "x-bazaar-sources": sources,
         "tags": tags,
         "paths": paths,
         "components": components,
-    })
+    }))
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`; a 500 (logged with the clash) when the services'
+/// documents disagree.
 pub async fn openapi(State(docs): State<Arc<Docs>>) -> Response {
-    let doc = docs.document().await;
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.as_str().to_owned(),
-    )
-        .into_response()
+    match &*docs.document().await {
+        Ok(doc) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            doc.to_string(),
+        )
+            .into_response(),
+        Err(clash) => Problem::internal(format!("the API documents cannot be merged: {clash}"))
+            .into_response(),
+    }
 }
 
 /// `GET /docs`: redirects to `/docs/` so relative asset links resolve.
@@ -209,16 +228,53 @@ mod tests {
             "components": {"schemas": {"Product": {"type": "object"}}}, "tags": [{"name": "catalog"}]});
         let b = json!({"paths": {"/api/v1/orders/": {"post": {}}}, "components": {"schemas": {"Order": {}}}});
         let merged = merge(vec![
-            ("catalog".into(), Some(a)),
+            ("catalog".into(), Some(a.clone())),
             ("identity".into(), None),
             ("orders".into(), Some(b)),
-        ]);
+        ])
+        .expect("no clash");
         assert_eq!(merged["openapi"], "3.1.0");
         assert!(merged["paths"]["/api/v1/products/"].is_object());
         assert!(merged["paths"]["/api/v1/orders/"].is_object());
         assert!(merged["paths"].get("/internal/products/lookup").is_none());
         assert!(merged["components"]["schemas"]["Order"].is_object());
-        assert!(merged["components"]["securitySchemes"]["bearer_auth"].is_object());
+        assert!(merged["components"].get("securitySchemes").is_none());
         assert_eq!(merged["x-bazaar-sources"], json!(["catalog", "orders"]));
+        // The same component from two services is kept once.
+        let c = json!({"components": {"schemas": {"Product": {"type": "object"}, "Problem": {"type": "object"}}}});
+        let merged = merge(vec![
+            ("catalog".into(), Some(a)),
+            ("orders".into(), Some(c)),
+        ])
+        .expect("identical components merge");
+        assert_eq!(
+            merged["components"]["schemas"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["Problem".to_string(), "Product".to_string()])
+        );
+    }
+
+    #[test]
+    fn merge_fails_on_a_name_clash() {
+        let a = json!({"components": {"schemas": {"Item": {"type": "object"}}}});
+        let b = json!({"components": {"schemas": {"Item": {"type": "string"}}}});
+        let err = merge(vec![
+            ("catalog".into(), Some(a)),
+            ("orders".into(), Some(b)),
+        ])
+        .expect_err("clash");
+        assert_eq!(
+            err,
+            "components.schemas.Item: catalog and orders define it differently"
+        );
+        let a = json!({"paths": {"/x/": {"get": {"operationId": "a"}}}});
+        let b = json!({"paths": {"/x/": {"get": {"operationId": "b"}}}});
+        let err = merge(vec![
+            ("catalog".into(), Some(a)),
+            ("orders".into(), Some(b)),
+        ])
+        .expect_err("clash");
+        assert_eq!(err, "paths./x/: catalog and orders define it differently");
     }
 }

@@ -1,9 +1,48 @@
 //! The OpenAPI document of identity's public routes.
 
-use bazaar_kit::openapi::BearerAuth;
+use bazaar_kit::openapi::{BearerAuth, Contract, Link, Links};
 use utoipa::OpenApi;
 
 use crate::routes::{UserOut, auth, users, wellknown};
+
+/// register → token (the same credentials) → refresh / logout (its refresh
+/// token) and me (its access token, as the bearer).
+const LINKS: Links = Links(&[
+    Link {
+        from: "register",
+        status: "201",
+        name: "LogIn",
+        to: "token",
+        parameters: &[],
+        body: Some(
+            r#"{"username": "$request.body#/username", "password": "$request.body#/password"}"#,
+        ),
+    },
+    Link {
+        from: "token",
+        status: "200",
+        name: "Me",
+        to: "me",
+        parameters: &[],
+        body: None,
+    },
+    Link {
+        from: "token",
+        status: "200",
+        name: "Refresh",
+        to: "refresh",
+        parameters: &[],
+        body: Some(r#"{"refresh": "$response.body#/refresh"}"#),
+    },
+    Link {
+        from: "token",
+        status: "200",
+        name: "LogOut",
+        to: "logout",
+        parameters: &[],
+        body: Some(r#"{"refresh": "$response.body#/refresh"}"#),
+    },
+]);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,9 +55,9 @@ use crate::routes::{UserOut, auth, users, wellknown};
     ),
     components(schemas(UserOut, auth::RegisterBody, auth::TokenBody, auth::TokenPair,
         auth::Refreshed, auth::RefreshBody, auth::ServiceTokenBody, auth::ServiceTokenOut,
-        users::MePatch)),
-    modifiers(&BearerAuth),
-    tags((name = "identity"))
+        users::MePatch, crate::routes::oauth::OAuthErrorBody)),
+    modifiers(&BearerAuth, &Contract, &LINKS),
+    tags((name = "identity", description = "Users, tokens and keys"))
 )]
 struct Doc;
 

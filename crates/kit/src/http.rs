@@ -88,6 +88,7 @@ pub fn app(service: &Service, options: &HttpOptions) -> Router {
     router
         .merge(defaults)
         .fallback(|| async { Problem::not_found() })
+        .layer(middleware::from_fn(crate::extract::read_body_first))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(security_headers))

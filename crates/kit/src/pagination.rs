@@ -10,7 +10,7 @@ use crate::extract::{RequestUrl, query_map};
 
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
-/// Largest page size a client may ask for; larger requests are clamped.
+/// Largest page size a client may ask for; larger is a 400.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// The page a client asked for, plus the URL to build links from.
@@ -20,31 +20,60 @@ pub struct PageRequest {
     pub page: u64,
     /// Items per page, 1..=100.
     pub page_size: u64,
+    last: bool,
     url: url::Url,
 }
 
+/// The OpenAPI schema of `?page=`: a positive integer or `last`.
+pub fn page_schema() -> serde_json::Value {
+    serde_json::json!({"oneOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "enum": ["last"]},
+    ], "default": 1})
+}
+
+/// The OpenAPI schema of `?page_size=`.
+pub fn page_size_schema() -> serde_json::Value {
+    serde_json::json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE})
+}
+
 impl PageRequest {
-    /// Parses `page` and `page_size` from `url`. A page that is not a
-    /// positive integer is a 404 ("Invalid page."), as in DRF; a bad
-    /// `page_size` falls back to the default; one over the cap is clamped.
+    /// Parses `page` and `page_size` from `url` (the last of a repeated
+    /// one wins, as in DRF). `page` is a positive integer or `last`;
+    /// `page_size` is 1..=100; anything else is a 400 naming the
+    /// parameter. A page past the end is a 404 ("Invalid page.") once
+    /// [`PageRequest::resolve`] knows the count — even one too large
+    /// for 64 bits.
     pub fn from_url(url: url::Url) -> Result<Self, Problem> {
         let params = query_map(url.query());
-        let page = match params.get("page").map(String::as_str) {
-            None | Some("") => 1,
-            Some("last") => u64::MAX,
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if n >= 1 => n,
-                _ => return Err(invalid_page()),
-            },
+        let (page, last) = match params.get("page").map(String::as_str) {
+            None => (1, false),
+            Some("last") => (1, true),
+            Some(raw) if positive_integer(raw) => (raw.parse::<u64>().unwrap_or(u64::MAX), false),
+            Some(_) => {
+                return Err(Problem::field(
+                    "page",
+                    "A positive integer (or `last`) is required.",
+                ));
+            }
         };
-        let page_size = params
-            .get("page_size")
-            .and_then(|s| s.parse::<u64>().ok())
-            .filter(|n| *n > 0)
-            .map_or(DEFAULT_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE));
+        let page_size = match params.get("page_size").map(String::as_str) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                .ok_or_else(|| {
+                    Problem::field(
+                        "page_size",
+                        format!("An integer between 1 and {MAX_PAGE_SIZE} is required."),
+                    )
+                })?,
+        };
         Ok(Self {
             page,
             page_size,
+            last,
             url,
         })
     }
@@ -54,17 +83,19 @@ impl PageRequest {
         self.page_size as i64
     }
 
-    /// SQL `OFFSET`. Only valid after [`PageRequest::resolve`] for `page=last`.
+    /// SQL `OFFSET`. Only valid after [`PageRequest::resolve`].
     pub fn offset(&self) -> i64 {
-        (self.page.saturating_sub(1)).saturating_mul(self.page_size) as i64
+        i64::try_from((self.page.saturating_sub(1)).saturating_mul(self.page_size))
+            .unwrap_or(i64::MAX)
     }
 
     /// Fixes `page=last` once the total is known and checks the page exists
     /// (page 1 always exists, even when empty).
     pub fn resolve(&mut self, count: u64) -> Result<(), Problem> {
         let pages = count.div_ceil(self.page_size).max(1);
-        if self.page == u64::MAX {
+        if self.last {
             self.page = pages;
+            self.last = false;
         }
         if self.page > pages {
             return Err(invalid_page());
@@ -109,6 +140,11 @@ impl PageRequest {
         }
         url.to_string()
     }
+}
+
+/// ASCII digits, not all zeros (`0`, `-1`, `+1`, `1.0`, `` are not).
+fn positive_integer(raw: &str) -> bool {
+    !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && raw.bytes().any(|b| b != b'0')
 }
 
 fn invalid_page() -> Problem {
@@ -189,29 +225,63 @@ mod tests {
     }
 
     #[test]
-    fn page_size_is_capped_and_defaulted() {
-        assert_eq!(req("?page_size=1000").expect("ok").page_size, MAX_PAGE_SIZE);
+    fn page_size_is_bounded() {
+        assert_eq!(req("").expect("ok").page_size, DEFAULT_PAGE_SIZE);
+        assert_eq!(req("?page_size=100").expect("ok").page_size, 100);
+        assert_eq!(req("?page_size=1").expect("ok").page_size, 1);
+        for bad in [
+            "1000",
+            "101",
+            "0",
+            "-1",
+            "abc",
+            "",
+            "18446744073709551616",
+            "1.5",
+        ] {
+            let err = req(&format!("?page_size={bad}")).expect_err(bad);
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(
+                err.errors.expect("field").contains_key("page_size"),
+                "{bad}"
+            );
+        }
         assert_eq!(
-            req("?page_size=abc").expect("ok").page_size,
-            DEFAULT_PAGE_SIZE
-        );
-        assert_eq!(
-            req("?page_size=0").expect("ok").page_size,
-            DEFAULT_PAGE_SIZE
+            req("?page_size=500&page_size=7")
+                .expect("last wins")
+                .page_size,
+            7
         );
     }
 
     #[test]
-    fn invalid_or_out_of_range_pages_are_404() {
-        assert_eq!(req("?page=0").expect_err("0").status, 404);
-        assert_eq!(req("?page=-1").expect_err("neg").status, 404);
-        assert_eq!(req("?page=x").expect_err("nan").status, 404);
+    fn invalid_pages_are_400_and_pages_past_the_end_404() {
+        for bad in ["0", "00", "-1", "x", "", "+1", "1.0", "lastt"] {
+            let err = req(&format!("?page={bad}")).expect_err(bad);
+            assert_eq!(err.status, 400, "{bad}");
+            assert!(err.errors.expect("field").contains_key("page"), "{bad}");
+        }
         let mut r = req("?page=4&page_size=10").expect("parses");
         assert_eq!(r.resolve(25).expect_err("past end").status, 404);
+        for huge in [
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            let mut r = req(&format!("?page={huge}")).expect(huge);
+            assert_eq!(r.resolve(25).expect_err(huge).status, 404, "{huge}");
+            assert!(r.offset() >= 0);
+        }
         let mut empty = req("").expect("ok");
         empty.resolve(0).expect("page 1 of an empty list exists");
         let mut last = req("?page=last&page_size=10").expect("ok");
         last.resolve(25).expect("ok");
         assert_eq!(last.page, 3);
+        assert_eq!(last.offset(), 20);
+        let mut empty_last = req("?page=last").expect("ok");
+        empty_last
+            .resolve(0)
+            .expect("the last page of nothing is page 1");
+        assert_eq!(empty_last.page, 1);
     }
 }

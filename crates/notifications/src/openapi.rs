@@ -1,6 +1,6 @@
 //! The OpenAPI document of notifications' public routes.
 
-use bazaar_kit::openapi::BearerAuth;
+use bazaar_kit::openapi::{BearerAuth, Contract};
 use utoipa::OpenApi;
 
 use crate::routes::notifications::{__path_list, NotificationView};
@@ -10,7 +10,7 @@ use crate::routes::notifications::{__path_list, NotificationView};
 #[openapi(
     paths(list),
     components(schemas(NotificationView)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags((name = "notifications", description = "The email log"))
 )]
 pub struct ApiDoc;

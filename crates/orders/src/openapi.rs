@@ -1,19 +1,56 @@
 //! The OpenAPI document of orders' public routes.
 
-use bazaar_kit::openapi::BearerAuth;
+use bazaar_kit::openapi::{BearerAuth, Contract, Link, Links};
 use utoipa::OpenApi;
 
 use crate::domain::Status;
 use crate::domain::request::{Address, CreateOrder, ItemIn};
+use crate::routes::events::StatusEvent;
 use crate::routes::view::{HistoryView, LineView, OrderView};
 use crate::routes::{create, events, orders};
+
+/// create → get, cancel and events of the new order.
+const LINKS: Links = Links(&[
+    Link {
+        from: "create_order",
+        status: "201",
+        name: "GetOrder",
+        to: "get_order",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "create_order",
+        status: "201",
+        name: "CancelOrder",
+        to: "cancel_order",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "create_order",
+        status: "201",
+        name: "OrderEvents",
+        to: "order_events",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+    Link {
+        from: "get_order",
+        status: "200",
+        name: "CancelOrder",
+        to: "cancel_order",
+        parameters: &[("path.id", "$response.body#/id")],
+        body: None,
+    },
+]);
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Bazaar orders", description = "Orders, checkout and live status (SPEC §3 orders)."),
     paths(create::create, orders::list, orders::detail, orders::cancel, events::events),
-    components(schemas(OrderView, LineView, HistoryView, Status, CreateOrder, ItemIn, Address)),
-    modifiers(&BearerAuth),
+    components(schemas(OrderView, LineView, HistoryView, Status, CreateOrder, ItemIn, Address, StatusEvent)),
+    modifiers(&BearerAuth, &Contract, &LINKS),
     tags((name = "orders", description = "Orders and their checkout"))
 )]
 struct Doc;

@@ -1,6 +1,6 @@
 //! The OpenAPI document of payments' public routes (never `/internal/`).
 
-use bazaar_kit::openapi::BearerAuth;
+use bazaar_kit::openapi::{BearerAuth, Contract};
 use utoipa::OpenApi;
 
 use crate::routes::public::{self, PaymentView};
@@ -10,7 +10,7 @@ use crate::routes::public::{self, PaymentView};
     info(title = "Bazaar payments", description = "Payments of orders (SPEC §3 payments)."),
     paths(public::list),
     components(schemas(PaymentView)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags((name = "payments", description = "Payments of orders"))
 )]
 struct Doc;

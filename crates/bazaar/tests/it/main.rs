@@ -9,6 +9,7 @@ mod tokens;
 mod bench;
 mod catalog;
 mod cli;
+mod contract;
 mod grpc;
 mod identity;
 mod notifications;

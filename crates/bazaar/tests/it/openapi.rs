@@ -163,3 +163,119 @@ async fn merged_document_covers_the_public_api() {
     }
     p.stop().await;
 }
+
+/// One probe: a query string, a body (content type, text) and what it is.
+type Probe = (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// The statuses an operation documents.
+fn documented_statuses(doc: &Value, path: &str, method: &str) -> BTreeSet<u16> {
+    doc["paths"][path][method.to_lowercase()]["responses"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(status, _)| status.parse().ok())
+        .collect()
+}
+
+/// Every answer a service gives on its documented routes — anonymous, as a
+/// shopper and as staff; with an empty JSON object, a non-JSON body, a
+/// malformed one, and out-of-range pages — has a documented status, and
+/// every error comes in a media type documented for its status
+/// (problem+json; OAuth's JSON errors on the token endpoints). Then the
+/// same probes through the gateway against the merged document.
+#[tokio::test]
+async fn every_answer_has_a_documented_status() {
+    let p = common::start(Store::Sqlite)
+        .await
+        .expect("sqlite needs no server");
+    let shopper = p.register_and_login("probe").await;
+    let staff = p.staff_user("probestaff").await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut targets: Vec<(String, String, Value)> = Vec::new();
+    for service in SERVICES {
+        let doc = get_json(&p, format!("{}/openapi.json", p.service_url(service))).await;
+        targets.push((service.as_str().to_string(), p.service_url(service), doc));
+    }
+    let merged = get_json(&p, p.url("/openapi.json")).await;
+    targets.push(("gateway".into(), p.url(""), merged));
+
+    let mut undocumented = Vec::new();
+    let mut probes = 0;
+    for (who, base, doc) in &targets {
+        for (path, method) in operations(doc) {
+            let op = &doc["paths"][&path][method.to_lowercase()];
+            let has_body = op.get("requestBody").is_some();
+            let paged = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "page");
+            let url = format!("{base}{}", path.replace("{id}", &id));
+            let mut variants: Vec<Probe> = vec![("", None, "plain")];
+            if has_body {
+                variants = vec![
+                    ("", Some(("application/json", "{}")), "empty object"),
+                    ("", Some(("text/plain", "hello")), "not JSON"),
+                    ("", Some(("application/json", "{\"a\": ")), "malformed JSON"),
+                    ("", Some(("application/json", "[1]")), "an array"),
+                ];
+            }
+            if paged {
+                variants.extend([
+                    ("?page=0", None, "page 0"),
+                    ("?page=99999", None, "past the end"),
+                    ("?page_size=1000", None, "page too large"),
+                ]);
+            }
+            for token in [None, Some(&shopper.access), Some(&staff.access)] {
+                for (query, body, what) in &variants {
+                    let m = Method::from_bytes(method.as_bytes()).expect("method");
+                    let mut request = p.http.request(m, format!("{url}{query}"));
+                    if let Some(t) = token {
+                        request = request.bearer_auth(t);
+                    }
+                    if let Some((content_type, text)) = body {
+                        request = request
+                            .header("content-type", *content_type)
+                            .body(text.to_string());
+                    }
+                    let response = request.send().await.expect("probe");
+                    let status = response.status().as_u16();
+                    let content_type = response
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    probes += 1;
+                    let as_who = if token.is_none() {
+                        "anonymous"
+                    } else {
+                        "with a token"
+                    };
+                    if !documented_statuses(doc, &path, &method).contains(&status) {
+                        undocumented.push(format!(
+                            "{who}: {method} {path}{query} ({what}, {as_who}) → {status}, undocumented"
+                        ));
+                    }
+                    let media = content_type.split(';').next().unwrap_or_default().trim();
+                    let documented_media = op["responses"][status.to_string()]["content"]
+                        .as_object()
+                        .is_some_and(|c| c.contains_key(media));
+                    if status >= 400 && !documented_media {
+                        undocumented.push(format!(
+                            "{who}: {method} {path}{query} ({what}, {as_who}) → {status} as {content_type:?}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(probes > 300, "{probes} probes");
+    assert_eq!(undocumented, Vec::<String>::new());
+    p.stop().await;
+}

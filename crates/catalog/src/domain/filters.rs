@@ -32,7 +32,7 @@ impl Ordering {
 
     /// Parses an `?ordering=` value.
     pub fn parse(raw: &str) -> Option<Ordering> {
-        Some(match raw.trim() {
+        Some(match raw {
             "price" => Ordering::Price,
             "-price" => Ordering::PriceDesc,
             "name" => Ordering::Name,
@@ -101,7 +101,9 @@ impl ProductFilter {
                 }
             }
         }
-        if let Some(v) = present("in_stock") {
+        // Choices are exact: `?in_stock=` or `?ordering= price` is no
+        // choice, and a 400 like any other.
+        if let Some(v) = params.get("in_stock").map(String::as_str) {
             match v {
                 "true" | "True" | "1" => filter.in_stock = Some(true),
                 "false" | "False" | "0" => filter.in_stock = Some(false),
@@ -113,7 +115,7 @@ impl ProductFilter {
                 }
             }
         }
-        if let Some(v) = present("ordering") {
+        if let Some(v) = params.get("ordering").map(String::as_str) {
             match Ordering::parse(v) {
                 Some(o) => filter.ordering = o,
                 None => {
@@ -187,5 +189,12 @@ mod tests {
         for k in ["min_price", "max_price", "in_stock", "ordering"] {
             assert!(e.contains_key(k), "{k}: {e:?}");
         }
+        // A choice is exact: empty or padded is none.
+        let e = parse(&[("in_stock", ""), ("ordering", " price")]).expect_err("no choice");
+        for k in ["in_stock", "ordering"] {
+            assert!(e.contains_key(k), "{k}: {e:?}");
+        }
+        // An empty price bound or search is no filter.
+        assert!(parse(&[("min_price", ""), ("search", "")]).is_ok());
     }
 }

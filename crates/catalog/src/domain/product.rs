@@ -85,39 +85,136 @@ impl Slug {
 /// A product body as sent by a client (POST, PUT or PATCH). Every field is
 /// optional here; validation decides what is required: POST and PUT need
 /// `sku`, `name`, `price` and `category`, PATCH none.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize)]
 pub struct ProductBody {
     /// Stock-keeping unit.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub sku: Option<String>,
     /// Display name.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub name: Option<String>,
     /// Long text.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub description: Option<String>,
     /// Decimal string or number, > 0, at most 2 decimals.
-    #[schema(schema_with = price_schema)]
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub price: Option<serde_json::Value>,
     /// Only `USD`.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub currency: Option<String>,
     /// Category slug.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub category: Option<String>,
     /// Units on hand.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
     pub stock: Option<i64>,
 }
 
-/// `price` in a request: a decimal string (`"19.99"`) or a JSON number.
+/// The `POST` and `PUT` body ([`ProductBody`] as `validate(true)` takes
+/// it): `sku`, `name`, `price` and `category` required; none may be `null`.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"sku": "MUG-001", "name": "Stoneware mug", "price": "12.50",
+    "category": "kitchen", "stock": 10}))]
+#[allow(dead_code)]
+pub struct ProductCreate {
+    /// 1–64 letters, digits, `-`, `_` or `.`; unique.
+    #[schema(pattern = "^\\s*[A-Za-z0-9._-]{1,64}\\s*$")]
+    sku: String,
+    /// Display name, at most 200 characters; not blank.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    name: String,
+    /// Long text, at most 5000 characters (default empty).
+    #[schema(required = false, max_length = 5000)]
+    description: String,
+    /// Decimal string or number, > 0, at most 2 decimals.
+    #[schema(schema_with = price_schema)]
+    price: String,
+    /// The currency (only `USD`, the default).
+    #[schema(required = false, schema_with = currency_schema)]
+    currency: String,
+    /// An existing category's slug.
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    category: String,
+    /// Units on hand (default 0).
+    #[schema(required = false, minimum = 0, maximum = 1_000_000_000)]
+    stock: i64,
+}
+
+/// The `PATCH` body: any of [`ProductCreate`]'s fields, same rules; none
+/// may be `null`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ProductPatch, example = json!({"price": "9.99", "stock": 25}))]
+#[allow(dead_code)]
+pub struct ProductPatchDoc {
+    /// 1–64 letters, digits, `-`, `_` or `.`; unique.
+    #[schema(required = false, pattern = "^\\s*[A-Za-z0-9._-]{1,64}\\s*$")]
+    sku: String,
+    /// Display name, at most 200 characters; not blank.
+    #[schema(
+        required = false,
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    name: String,
+    /// Long text, at most 5000 characters.
+    #[schema(required = false, max_length = 5000)]
+    description: String,
+    /// Decimal string or number, > 0, at most 2 decimals.
+    #[schema(required = false, schema_with = price_schema)]
+    price: String,
+    /// The currency (only `USD`).
+    #[schema(required = false, schema_with = currency_schema)]
+    currency: String,
+    /// An existing category's slug.
+    #[schema(
+        required = false,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
+    category: String,
+    /// Units on hand.
+    #[schema(required = false, minimum = 0, maximum = 1_000_000_000)]
+    stock: i64,
+}
+
+/// `price` in a request: a decimal string (`"19.99"`) or a JSON number,
+/// > 0 with at most 2 decimals and 8 integer digits.
 fn price_schema() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
     let one_of = OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
+                .pattern(Some(PRICE_PATTERN))
                 .examples(["19.99"]),
         )
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .exclusive_minimum(Some(0))
+                .maximum(Some(99_999_999.99))
+                .multiple_of(Some(0.01)),
+        )
         .description(Some("Decimal string or number, > 0, at most 2 decimals."))
         .build();
     Schema::OneOf(one_of)
+}
+
+/// The text [`Money::parse_price`] accepts: digits (at most 8 before the
+/// point, 2 significant after it), not zero, white space around.
+pub const PRICE_PATTERN: &str =
+    r"^\s*(?=\+?\.?[0-9])(?=[^1-9]*[1-9])\+?0*[0-9]{0,8}(\.[0-9]{0,2}0*)?\s*$";
+
+fn currency_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["USD"]))
+        .build()
 }
 
 /// Validated changes to a product; `None` leaves a field as it is.

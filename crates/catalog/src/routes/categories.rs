@@ -38,10 +38,21 @@ async fn list(State(state): State<AppState>, mut pr: PageRequest) -> Result<Resp
 
 /// `POST /categories/` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Kitchen", "slug": "kitchen"}))]
 pub struct CategoryBody {
-    /// Display name, 1–100 characters (required).
+    /// Display name, 1–100 characters (required, not blank).
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
+    #[schema(
+        required = true,
+        nullable = false,
+        max_length = 100,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     name: Option<String>,
-    /// Lowercase letters, digits, `-` and `_`; made from the name when absent.
+    /// 1–50 lowercase letters, digits, `-` and `_`; made from the name when
+    /// absent.
+    #[serde(default, deserialize_with = "bazaar_kit::extract::present")]
+    #[schema(nullable = false, pattern = "^\\s*[a-z0-9_-]{1,50}\\s*$")]
     slug: Option<String>,
 }
 

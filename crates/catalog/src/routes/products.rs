@@ -12,6 +12,7 @@ use bazaar_kit::extract::{Json, RequestUrl, query_map};
 use bazaar_kit::pagination::{Page, PageRequest};
 
 use super::{AppState, json_bytes, to_bytes};
+use crate::domain::product::{ProductCreate, ProductPatchDoc};
 use crate::domain::{Ordering, ProductBody, ProductFilter};
 use crate::error::CatalogError;
 use crate::store;
@@ -39,17 +40,31 @@ struct ListParams {
     /// A category slug.
     category: Option<String>,
     /// Lowest price, inclusive (decimal, e.g. `5` or `19.99`).
+    #[param(
+        pattern = r"^\s*((?=\+?\.?[0-9])\+?0*[0-9]{0,8}(\.[0-9]{0,2}0*)?|-(?=\.?0)0*(\.0*)?)?\s*$"
+    )]
     min_price: Option<String>,
     /// Highest price, inclusive (decimal).
+    #[param(
+        pattern = r"^\s*((?=\+?\.?[0-9])\+?0*[0-9]{0,8}(\.[0-9]{0,2}0*)?|-(?=\.?0)0*(\.0*)?)?\s*$"
+    )]
     max_price: Option<String>,
     /// `true`: only products in stock; `false`: only those out of stock.
-    in_stock: Option<bool>,
+    #[param(schema_with = in_stock_schema)]
+    in_stock: Option<String>,
     #[param(schema_with = ordering_schema)]
     ordering: Option<String>,
     /// Page number (or `last`).
     page: Option<u64>,
     /// Items per page (default 20, max 100).
     page_size: Option<u64>,
+}
+
+fn in_stock_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["true", "false", "True", "False", "1", "0"]))
+        .build()
 }
 
 fn ordering_schema() -> utoipa::openapi::schema::Object {
@@ -129,7 +144,7 @@ async fn detail(
 
 /// Creates a product (staff): `sku`, `name`, `price` and `category` required.
 #[utoipa::path(post, path = "/api/v1/products/", operation_id = "create_product", tag = "catalog",
-    request_body = ProductBody,
+    request_body = ProductCreate,
     responses((status = 201, description = "created", body = Product),
               (status = 400, description = "invalid fields, taken sku or unknown category"),
               (status = 401, description = "no or bad token"),
@@ -150,7 +165,7 @@ async fn create(
 /// Replaces a product (staff): `sku`, `name`, `price` and `category` required.
 #[utoipa::path(put, path = "/api/v1/products/{id}/", operation_id = "replace_product", tag = "catalog",
     params(("id" = String, Path, description = "product id (UUID)")),
-    request_body = ProductBody,
+    request_body = ProductCreate,
     responses((status = 200, description = "the product", body = Product),
               (status = 400, description = "invalid fields, taken sku or unknown category"),
               (status = 401, description = "no or bad token"),
@@ -170,7 +185,7 @@ async fn replace(
 /// Changes some fields of a product (staff).
 #[utoipa::path(patch, path = "/api/v1/products/{id}/", operation_id = "update_product", tag = "catalog",
     params(("id" = String, Path, description = "product id (UUID)")),
-    request_body = ProductBody,
+    request_body = ProductPatchDoc,
     responses((status = 200, description = "the product", body = Product),
               (status = 400, description = "invalid fields, taken sku or unknown category"),
               (status = 401, description = "no or bad token"),

@@ -19,9 +19,18 @@ use crate::store::{self, epoch, refresh::NewRefresh};
 
 /// `POST /register/` body. Other fields (`is_staff`, ...) are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "ada", "email": "ada@example.com", "password": "correct-horse-battery"}))]
 pub struct RegisterBody {
+    /// 1–150 letters, digits and `@.+-_` (surrounding white space is
+    /// dropped); unique, case-insensitively.
+    #[schema(max_length = 150, pattern = "^\\s*[\\w.@+-]+\\s*$")]
     username: String,
+    /// An email address (at most 254 characters); unique.
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// At least 8 characters, not common, not all digits, not too like the
+    /// username or email.
+    #[schema(min_length = 8)]
     password: String,
 }
 
@@ -45,8 +54,17 @@ pub async fn register(
 
 /// `POST /token/` body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "ada", "password": "correct-horse-battery"}))]
 pub struct TokenBody {
+    /// The username (any case); not blank.
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub(crate) username: String,
+    /// The password; not blank.
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub(crate) password: String,
 }
 
@@ -99,9 +117,10 @@ async fn check_throttle(state: &AppState, keys: &[(&str, i64)]) -> Result<()> {
 /// credentials; 429 + `Retry-After` after repeated failures.
 #[utoipa::path(post, path = "/api/v1/auth/token/", request_body = TokenBody, tag = "identity",
     responses((status = 200, description = "A token pair", body = TokenPair),
-        (status = 400, description = "Blank username or password"),
-        (status = 401, description = "Wrong credentials"),
-        (status = 429, description = "Too many failures; see Retry-After")))]
+        (status = 400, description = "Blank username or password; a malformed body",
+            content_type = "application/json", body = super::oauth::OAuthErrorBody),
+        (status = 401, description = "Wrong credentials", content_type = "application/json", body = super::oauth::OAuthErrorBody),
+        (status = 429, description = "Too many failures; see Retry-After", content_type = "application/json", body = super::oauth::OAuthErrorBody)))]
 #[tracing::instrument(skip_all, fields(ip = %ip.0))]
 pub async fn token(
     State(state): State<AppState>,
@@ -186,6 +205,7 @@ pub(crate) async fn password_grant(
 /// `{refresh}` body of refresh and logout.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
+    /// A refresh token from `POST /api/v1/auth/token/`.
     refresh: String,
 }
 
@@ -271,11 +291,21 @@ pub async fn logout(
 /// OAuth2 client-credentials request (JSON or form-encoded).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ServiceTokenBody {
+    /// Only `client_credentials`.
+    #[schema(schema_with = grant_type_schema)]
     pub(crate) grant_type: String,
     #[serde(default)]
     pub(crate) client_id: Option<String>,
     #[serde(default)]
     pub(crate) client_secret: Option<String>,
+}
+
+fn grant_type_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["client_credentials"]))
+        .build()
 }
 
 /// The client-credentials response.
@@ -316,8 +346,8 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)>
 /// Issues a service token to a service that proves its client secret.
 #[utoipa::path(post, path = "/api/v1/auth/service-token/", request_body = ServiceTokenBody, tag = "identity",
     responses((status = 200, description = "A service token", body = ServiceTokenOut),
-        (status = 400, description = "Malformed request"),
-        (status = 401, description = "Wrong client credentials")))]
+        (status = 400, description = "Malformed request", content_type = "application/json", body = super::oauth::OAuthErrorBody),
+        (status = 401, description = "Wrong client credentials", content_type = "application/json", body = super::oauth::OAuthErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub async fn service_token(
     State(state): State<AppState>,

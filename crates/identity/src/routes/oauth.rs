@@ -22,6 +22,18 @@ use super::auth::{self, ServiceTokenBody, TokenBody};
 use crate::AppState;
 use crate::error::IdentityError;
 
+/// The body of an RFC 6749 §5.2 error, as documented.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OAuthErrorBody {
+    /// The error code: `invalid_request`, `invalid_grant`,
+    /// `invalid_client`, `unsupported_grant_type`,
+    /// `temporarily_unavailable`, `unsupported_response_type`.
+    error: String,
+    /// What went wrong, for a human.
+    error_description: String,
+}
+
 /// An RFC 6749 §5.2 error response.
 #[derive(Debug)]
 pub struct OAuthError {

@@ -29,9 +29,13 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<Us
 /// `PATCH /users/me/` body: any of `email`, `password` (others ignored).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MePatch {
+    /// A new email address (unique).
     #[serde(default)]
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    /// A new password (the registration rules apply).
     #[serde(default)]
+    #[schema(min_length = 8)]
     password: Option<String>,
 }
 

@@ -94,7 +94,8 @@ pub async fn oauth_authorization_server(
 /// The authorization endpoint of the discovery document: no interactive
 /// flow exists, so every request gets RFC 6749 §4.1.2.1's error, as JSON
 /// (there is no registered redirect URI to send it to).
-#[utoipa::path(get, path = "/api/v1/auth/authorize/", tag = "identity", responses((status = 400, description = "unsupported_response_type")))]
+#[utoipa::path(get, path = "/api/v1/auth/authorize/", tag = "identity", responses((status = 400, description = "always: `unsupported_response_type` (tokens come from the token endpoint)",
+        content_type = "application/json", body = super::oauth::OAuthErrorBody)))]
 pub async fn authorize() -> Response {
     let mut response = (
         axum::http::StatusCode::BAD_REQUEST,

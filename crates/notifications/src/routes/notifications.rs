@@ -69,7 +69,7 @@ struct ListQuery {
     path = "/api/v1/notifications/",
     operation_id = "list_notifications",
     params(
-        ("user" = Option<String>, Query, description = "staff only: a user id"),
+        ("user" = Option<String>, Query, format = Uuid, description = "staff only: a user id (UUID)"),
         ("page" = Option<u64>, Query, description = "page number"),
         ("page_size" = Option<u64>, Query, description = "items per page (max 100)"),
     ),
@@ -88,15 +88,12 @@ async fn list(
     Query(query): Query<ListQuery>,
     mut page: PageRequest,
 ) -> Result<Json<Page<NotificationView>>, Error> {
-    let whose = match query
-        .user
-        .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-    {
+    let whose = match query.user.as_deref() {
         None => user.id.clone(),
         Some(other) => {
-            if uuid::Uuid::parse_str(other).is_err() {
+            // Hyphenated, as every id the API shows (uuid also parses the
+            // simple, braced and URN forms).
+            if other.len() != 36 || uuid::Uuid::parse_str(other).is_err() {
                 return Err(Problem::field("user", "Must be a valid UUID.").into());
             }
             if other != user.id && !user.is_staff {

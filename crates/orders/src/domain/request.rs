@@ -7,24 +7,46 @@ use serde::{Deserialize, Serialize};
 
 use super::{MAX_LINES, MAX_QUANTITY, PAYMENT_TOKENS};
 
+/// The product id the document's examples order: a placeholder (no catalog
+/// holds it) that `scripts/fuzz-api.sh` replaces with a demo product's id.
+pub const EXAMPLE_PRODUCT_ID: &str = "0190a000-0000-7000-8000-000000000001";
+
 /// The request body as sent. Fields a client may not set (`status`,
 /// `price`, `total`, ...) are simply not read.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "items": [{"product_id": EXAMPLE_PRODUCT_ID, "quantity": 1}],
+    "payment_token": "tok_visa",
+    "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square",
+        "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+}))]
 pub struct CreateOrder {
-    /// Lines: 1–50; lines of one product are merged.
+    /// Lines: 1–50; lines of one product are merged (at most 100 units).
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<ItemIn>,
-    /// A test token: `tok_visa`, `tok_chargeDeclined` or `tok_timeout`.
-    #[schema(example = "tok_visa")]
+    /// A test token: `tok_visa` (paid), `tok_chargeDeclined` (declined) or
+    /// `tok_timeout` (the payment times out).
+    #[schema(schema_with = payment_token_schema)]
     pub payment_token: String,
     /// Where to ship.
     pub shipping_address: Address,
+}
+
+fn payment_token_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(PAYMENT_TOKENS))
+        .examples(["tok_visa"])
+        .build()
 }
 
 /// One requested line.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = OrderItemIn)]
 pub struct ItemIn {
-    /// Product id (UUID).
+    /// Product id (a UUID of a product in the catalog).
+    #[schema(format = Uuid, example = "0190a000-0000-7000-8000-000000000001")]
     pub product_id: String,
     /// Units, 1–100.
     #[schema(minimum = 1, maximum = 100)]
@@ -37,17 +59,37 @@ pub struct ItemIn {
 #[schema(as = ShippingAddress)]
 pub struct Address {
     /// Recipient.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub name: String,
     /// Street line.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub line1: String,
     /// Optional second line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line2: Option<String>,
     /// City.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub city: String,
     /// Postal code.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub postal_code: String,
     /// Country.
+    #[schema(
+        max_length = 200,
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub country: String,
 }
 
@@ -134,7 +176,7 @@ impl CreateOrder {
                     format!("shipping_address.{field}"),
                     "This field may not be blank.".into(),
                 );
-            } else if value.len() > 200 {
+            } else if value.chars().count() > 200 {
                 add(
                     format!("shipping_address.{field}"),
                     "Ensure this field has no more than 200 characters.".into(),

@@ -30,10 +30,30 @@ struct Feed {
     poll: tokio::time::Interval,
 }
 
+/// One Server-Sent Event of the stream, as documented.
+#[derive(utoipa::ToSchema)]
+#[schema(as = OrderStatusEvent)]
+#[allow(dead_code)]
+pub struct StatusEvent {
+    /// Always `status`.
+    #[schema(schema_with = event_name_schema)]
+    event: String,
+    /// JSON text: `{order_id, status, reason, at}`.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+fn event_name_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["status"]))
+        .build()
+}
+
 /// Streams the order's status changes (owner or staff; others get 404).
 #[utoipa::path(get, path = "/api/v1/orders/{id}/events/", operation_id = "order_events", tag = "orders",
     params(("id" = String, Path, description = "order id (UUID)")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
+    responses((status = 200, content_type = "text/event-stream", body = StatusEvent,
         description = "Server-Sent Events named `status`, the current status first, then one per change, \
             closing after a final one; `data` is JSON `{order_id, status, reason, at}`"),
               (status = 401, description = "no or bad token"),

@@ -14,11 +14,12 @@ use crate::domain::Status;
 use crate::error::OrdersError;
 use crate::store::{self, Transition};
 
-/// `?user=` (staff only) and `?status=` filters.
+/// `?user=` (staff only) and `?status=` filters; a status that is not one
+/// of [`Status`] is a 400 naming `status`.
 #[derive(Deserialize)]
 pub struct ListQuery {
     user: Option<String>,
-    status: Option<String>,
+    status: Option<Status>,
 }
 
 /// `GET /api/v1/orders/`: the caller's orders, newest first; staff see
@@ -29,6 +30,7 @@ pub struct ListQuery {
            ("page" = Option<u64>, Query, description = "page number (or `last`)"),
            ("page_size" = Option<u64>, Query, description = "items per page (default 20, max 100)")),
     responses((status = 200, description = "a page of orders, newest first (no `history`)", body = Page<OrderView>),
+              (status = 400, description = "a bad `status`, `page` or `page_size`"),
               (status = 401, description = "no or bad token"),
               (status = 404, description = "no such page")),
     security(("bearer" = [])))]
@@ -44,17 +46,11 @@ pub async fn list(
     } else {
         Some(user.id.clone())
     };
-    let status = q.status.filter(|s| !s.is_empty());
-    let (count, _) = store::list(&state.db, owner.as_deref(), status.as_deref(), 0, 0).await?;
+    let status = q.status.map(|s| s.as_str());
+    let (count, _) = store::list(&state.db, owner.as_deref(), status, 0, 0).await?;
     pr.resolve(count as u64)?;
-    let (count, orders) = store::list(
-        &state.db,
-        owner.as_deref(),
-        status.as_deref(),
-        pr.limit(),
-        pr.offset(),
-    )
-    .await?;
+    let (count, orders) =
+        store::list(&state.db, owner.as_deref(), status, pr.limit(), pr.offset()).await?;
     let views = orders.iter().map(|o| OrderView::new(o, None)).collect();
     Ok(Json(pr.page(count as u64, views)))
 }
