@@ -297,6 +297,10 @@ impl Service<Request<Incoming>> for Edge {
             // The trace starts here when the client did not start one, so
             // the access log names the trace id every hop shares.
             let path = route.map(|_| req.uri().path().to_string());
+            let user = bazaar_kit::access::UserSlot::default();
+            if route.is_some() {
+                req.extensions_mut().insert(user.clone());
+            }
             let mut trace_id = None;
             let mut response = if let Some(route) = route {
                 let span = request_span(&method, route, &request_id);
@@ -325,7 +329,7 @@ impl Service<Request<Incoming>> for Edge {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default(),
                     trace_id: trace_id.as_deref(),
-                    user_id: None,
+                    user_id: user.get(),
                 }
                 .emit();
                 state.record(route, method, status, started);
