@@ -52,9 +52,9 @@ impl Up {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(value) = serde_json::from_str(&line) {
-                    sink.lock().expect("lines").push(value);
-                }
+                // Lines that are not JSON (a start-up error) are kept as text.
+                let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+                sink.lock().expect("lines").push(value);
             }
         });
         let stdout = child.stdout.take().expect("stdout");
@@ -67,9 +67,23 @@ impl Up {
                 }
             }
         });
-        let gateway = rx
-            .recv_timeout(std::time::Duration::from_secs(90))
-            .expect("the banner within 90 s");
+        let Ok(gateway) = rx.recv_timeout(std::time::Duration::from_secs(90)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let log: Vec<String> = lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .rev()
+                .take(20)
+                .map(ToString::to_string)
+                .collect();
+            panic!(
+                "no banner from bazaar up within 90 s; its last log lines:\n{}",
+                log.join("\n")
+            );
+        };
         Up {
             child,
             gateway,

@@ -218,7 +218,11 @@ async fn one_trace_per_checkout(store: Store) {
     let order: serde_json::Value = r.json().await.expect("order");
     let id = order["id"].as_str().expect("id").to_string();
 
-    eventually(60, "the email send's span in the trace", || async {
+    // Spans arrive in batches, children before their parents, each service
+    // on its own schedule: wait until every hop is there and every parent
+    // with it (the client's aside).
+    let client_span = traceparent[36..52].to_string();
+    let trace: Vec<Got> = eventually(60, "the whole trace, down to the email send", || async {
         let got: Vec<Got> = spans
             .lock()
             .expect("spans")
@@ -226,18 +230,25 @@ async fn one_trace_per_checkout(store: Store) {
             .filter(|s| s.trace_id == trace_id)
             .cloned()
             .collect();
-        got.iter().any(|s| s.name == "send email").then_some(())
+        let ids: std::collections::HashSet<&str> = got.iter().map(|s| s.span_id.as_str()).collect();
+        // Each service exports on its own schedule: wait for all of them.
+        let has = |service: &str, pred: &dyn Fn(&Got) -> bool| {
+            got.iter().any(|s| s.service == service && pred(s))
+        };
+        let rpc = |s: &Got| s.attributes.contains_key("rpc.system");
+        let whole = has("notifications", &|s| s.name == "send email")
+            && has("notifications", &|s| s.name == "process order.confirmed")
+            && has("orders", &|s| s.name == "publish order.confirmed")
+            && has("orders", &|s| s.name == "saga charge")
+            && has("catalog", &rpc)
+            && has("payments", &rpc)
+            && has("gateway", &|_| true)
+            && got
+                .iter()
+                .all(|s| s.parent == client_span || ids.contains(s.parent.as_str()));
+        whole.then_some(got)
     })
     .await;
-    // The late spans (the send's parents end after it) have a moment.
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let trace: Vec<Got> = spans
-        .lock()
-        .expect("spans")
-        .iter()
-        .filter(|s| s.trace_id == trace_id)
-        .cloned()
-        .collect();
     let summary: Vec<String> = trace
         .iter()
         .map(|s| format!("{} {} {} <- {}", s.service, s.name, s.span_id, s.parent))
@@ -257,7 +268,7 @@ async fn one_trace_per_checkout(store: Store) {
     let by_id: std::collections::HashMap<&str, &Got> =
         trace.iter().map(|s| (s.span_id.as_str(), s)).collect();
     // Every parent is in the trace, except the client's span (the root's).
-    let client_span = &traceparent[36..52];
+    let client_span = client_span.as_str();
     for s in &trace {
         assert!(
             s.parent == client_span || by_id.contains_key(s.parent.as_str()),
