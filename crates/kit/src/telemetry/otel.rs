@@ -56,14 +56,24 @@ pub(super) fn tracer() -> Option<opentelemetry_sdk::trace::Tracer> {
     if PROVIDER.get().is_none() {
         let base = Resource::builder().build();
         let fixed_name = env("OTEL_SERVICE_NAME").is_some();
+        let by_service = ByService {
+            base: base.clone(),
+            fixed_name,
+            owners: Mutex::new(HashMap::new()),
+            processors: RwLock::new(HashMap::new()),
+        };
+        // The exporters are made here, on the runtime (the gRPC one needs
+        // it), rather than by whichever thread first ends a span.
+        for name in crate::config::ServiceName::ALL
+            .iter()
+            .map(|n| n.as_str())
+            .chain([PROCESS])
+        {
+            by_service.processor(&Arc::from(name));
+        }
         let provider = SdkTracerProvider::builder()
-            .with_resource(base.clone())
-            .with_span_processor(ByService {
-                base,
-                fixed_name,
-                owners: Mutex::new(HashMap::new()),
-                processors: RwLock::new(HashMap::new()),
-            })
+            .with_resource(base)
+            .with_span_processor(by_service)
             .build();
         let _ = PROVIDER.set(provider);
         opentelemetry::global::set_text_map_propagator(
