@@ -148,7 +148,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Spans still buffered go out before the exit (the runtime still runs
+    // the gRPC exporter's connection); a no-op with tracing off.
+    bazaar_kit::telemetry::otel::flush();
+    match result {
         Ok(code) => code,
         Err(e) => {
             // Whatever the error quotes (a connection string), no password.

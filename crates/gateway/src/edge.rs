@@ -232,6 +232,10 @@ fn request_span(method: &Method, route: &'static str, request_id: &HeaderValue) 
         method = %method,
         route,
         request_id = request_id.to_str().unwrap_or_default(),
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route,
     )
 }
 
@@ -292,10 +296,15 @@ impl Service<Request<Incoming>> for Edge {
             let method = req.method().clone();
             // The trace starts here when the client did not start one, so
             // the access log names the trace id every hop shares.
-            let trace_id = route.map(|_| crate::headers::ensure_traceparent(req.headers_mut()));
             let path = route.map(|_| req.uri().path().to_string());
+            let user = bazaar_kit::access::UserSlot::default();
+            if route.is_some() {
+                req.extensions_mut().insert(user.clone());
+            }
+            let mut trace_id = None;
             let mut response = if let Some(route) = route {
                 let span = request_span(&method, route, &request_id);
+                trace_id = crate::headers::trace(&span, req.headers_mut());
                 Self::respond(&stack, req).instrument(span).await?
             } else {
                 // The kit app observes its own requests.
@@ -319,8 +328,8 @@ impl Service<Request<Incoming>> for Edge {
                         .get(X_REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default(),
-                    trace_id: trace_id.flatten().as_deref(),
-                    user_id: None,
+                    trace_id: trace_id.as_deref(),
+                    user_id: user.get(),
                 }
                 .emit();
                 state.record(route, method, status, started);

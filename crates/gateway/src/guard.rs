@@ -40,16 +40,17 @@ impl Guard {
         }
     }
 
-    /// Admits a request or returns the problem to answer with.
-    /// `authorization` is the request's `Authorization` header, if any;
-    /// `client_ip` the client's address as text.
+    /// Admits a request (with the verified token's subject on protected
+    /// routes) or returns the problem to answer with. `authorization` is the
+    /// request's `Authorization` header, if any; `client_ip` the client's
+    /// address as text.
     pub async fn admit(
         &self,
         method: &Method,
         path: &str,
         authorization: Option<&[u8]>,
         client_ip: Option<&str>,
-    ) -> Result<(), Problem> {
+    ) -> Result<Option<Arc<str>>, Problem> {
         let group = Group::of(path);
         if self.settings.rate_limit
             && let Some(ip) = client_ip
@@ -65,7 +66,7 @@ impl Guard {
             self.limit(&key, limit).await?;
         }
         if is_public(method, path) {
-            return Ok(());
+            return Ok(None);
         }
         let subject = self.authenticate(authorization).await?;
         if self.settings.rate_limit {
@@ -74,7 +75,7 @@ impl Guard {
             key.push_str(&subject);
             self.limit(&key, self.settings.user_limit).await?;
         }
-        Ok(())
+        Ok(Some(subject))
     }
 
     async fn limit(&self, key: &str, limit: crate::config::Limit) -> Result<(), Problem> {

@@ -170,6 +170,22 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer, host: Option<HeaderVa
     }
 }
 
+/// The trace of a proxied request: with tracing on, `span` (the gateway's
+/// request span) joins the client's trace, if any, and the upstream gets
+/// `span` as its parent; otherwise the client's `traceparent` passes on, or
+/// a new one starts here. Returns the trace id.
+pub fn trace(span: &tracing::Span, headers: &mut HeaderMap) -> Option<String> {
+    use bazaar_kit::telemetry::otel;
+    if !otel::enabled() {
+        return ensure_traceparent(headers);
+    }
+    otel::set_parent_from(span, headers);
+    if let Some(v) = otel::traceparent_of(span).and_then(|tp| HeaderValue::from_str(&tp).ok()) {
+        headers.insert(TRACEPARENT, v);
+    }
+    otel::trace_id_of(span)
+}
+
 /// Gives the request a W3C `traceparent` (a new trace) unless it has a
 /// well-formed one; returns its trace id.
 pub fn ensure_traceparent(headers: &mut HeaderMap) -> Option<String> {

@@ -4,6 +4,7 @@
 //! thread's own keep-alive connections ([`crate::upstream`]).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, header};
@@ -88,8 +89,9 @@ impl Proxy {
         path: &str,
         authorization: Option<&[u8]>,
         client_ip: &str,
-    ) -> Result<Admission, Problem> {
-        self.guard
+    ) -> Result<(Admission, Option<Arc<str>>), Problem> {
+        let subject = self
+            .guard
             .admit(method, path, authorization, Some(client_ip))
             .await?;
         let pool = &self.pools[idx];
@@ -102,6 +104,7 @@ impl Proxy {
             ))
             .with_retry_after(wait.as_secs() + 1)
         })
+        .map(|admission| (admission, subject))
     }
 
     /// Records an admitted exchange's outcome (breaker, latency); `ok`
@@ -169,7 +172,7 @@ impl Proxy {
             return Err(too_large_problem());
         }
         let authorization = req.headers().get(header::AUTHORIZATION);
-        let admission = self
+        let (admission, subject) = self
             .admit(
                 idx,
                 req.method(),
@@ -178,6 +181,13 @@ impl Proxy {
                 peer.ip_text(),
             )
             .await?;
+        // The access log names the caller the token pre-verification found.
+        if let (Some(subject), Some(slot)) = (
+            subject,
+            req.extensions().get::<bazaar_kit::access::UserSlot>(),
+        ) {
+            slot.set(&subject);
+        }
         let pool = &self.pools[idx];
         let (mut parts, body) = req.into_parts();
         let host = parts.headers.remove(header::HOST);

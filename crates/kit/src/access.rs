@@ -13,7 +13,7 @@
 //! | `bytes` | response body size, when known up front |
 //! | `request_id` | the request's `X-Request-ID` (unquoted) |
 //! | `trace_id` | W3C trace id (32 hex) of the request's `traceparent` |
-//! | `user_id` | the authenticated user, when a handler authenticated one |
+//! | `user_id` | the authenticated user: the gateway's token pre-verification, or a handler's auth extractor |
 //!
 //! Besides them each line has the formatter's `timestamp`, `level`,
 //! `target` (`access`) and `message` (`request`).

@@ -378,8 +378,11 @@ impl ServiceClient {
         if let Some(id) = &call.request_id {
             insert(crate::http::REQUEST_ID, id);
         }
-        if let Some(tp) = &call.traceparent {
-            insert("traceparent", tp);
+        // With tracing on, the caller's span is the parent; else the
+        // incoming `traceparent` passes through.
+        if let Some(tp) = crate::telemetry::otel::current_traceparent().or(call.traceparent.clone())
+        {
+            insert("traceparent", &tp);
         }
         Ok((channel, request))
     }
@@ -501,7 +504,8 @@ impl ServiceClient {
         if let Some(id) = &call.request_id {
             request = request.header(crate::http::REQUEST_ID, id);
         }
-        if let Some(tp) = &call.traceparent {
+        if let Some(tp) = crate::telemetry::otel::current_traceparent().or(call.traceparent.clone())
+        {
             request = request.header("traceparent", tp);
         }
         match request.send().await {

@@ -109,6 +109,7 @@ impl From<Problem> for Status {
 /// Serves `routes` (named `names` for health checks) on `listener` with
 /// `grpc.health.v1` and server reflection beside them, until `shutdown`.
 pub async fn serve(
+    service: &'static str,
     routes: Routes,
     names: Vec<&'static str>,
     listener: TcpListener,
@@ -146,7 +147,11 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(?addr, "internal gRPC serving");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    // One span per call, a child of the caller's trace (W3C `traceparent`
+    // in the metadata) when tracing is on.
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .trace_fn(move |request| rpc_span(service, request));
     let router = builder
         .add_routes(routes)
         .add_service(health)
@@ -157,6 +162,30 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     Ok(())
+}
+
+/// The span of one internal call (`rpc.system` grpc, `rpc.service`,
+/// `rpc.method` as the semantic conventions name them).
+fn rpc_span(service: &'static str, request: &axum::http::Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    let (rpc_service, method) = path.split_once('/').unwrap_or((path, ""));
+    let request_id = request
+        .headers()
+        .get(crate::http::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "rpc",
+        service,
+        request_id,
+        otel.name = path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = rpc_service,
+        rpc.method = method,
+    );
+    crate::telemetry::otel::set_parent_from(&span, request.headers());
+    span
 }
 
 #[cfg(test)]

@@ -365,15 +365,29 @@ async fn observe_request(
         route = %route,
         request_id = %request_id,
         trace_id = trace_id.as_deref(),
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
     );
-    let response = match tokio::time::timeout(observe.timeout, next.run(req).instrument(span)).await
-    {
-        Ok(response) => response,
-        Err(_) => Problem::gateway_timeout("The request took too long to process.").into_response(),
-    };
+    crate::telemetry::otel::set_parent_from(&span, req.headers());
+    // With tracing on, the span's trace (a new one when the client sent none).
+    let trace_id = crate::telemetry::otel::trace_id_of(&span).or(trace_id);
+    if let Some(id) = &trace_id {
+        span.record("trace_id", id.as_str());
+    }
+    let response =
+        match tokio::time::timeout(observe.timeout, next.run(req).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => {
+                Problem::gateway_timeout("The request took too long to process.").into_response()
+            }
+        };
     let response = render_problem(response, &path, &request_id).await;
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
     let labels = [
         ("service", observe.service.to_string()),
         ("method", method.to_string()),
@@ -467,7 +481,9 @@ pub async fn serve(
         (Some((routes, names)), Some(listener)) => {
             let token = shutdown.clone();
             Some(tokio::spawn(async move {
-                if let Err(e) = crate::grpc::serve(routes, names, listener, token.clone()).await {
+                if let Err(e) =
+                    crate::grpc::serve(name.as_str(), routes, names, listener, token.clone()).await
+                {
                     tracing::error!(service = name.as_str(), error = %e, "internal gRPC server failed");
                     // Without its internal port the service cannot do its job.
                     token.cancel();

@@ -5,7 +5,7 @@
 
 mod api;
 use crate::common;
-mod smtp_sink;
+pub(crate) mod smtp_sink;
 mod through_identity;
 
 use std::time::Duration;

@@ -80,6 +80,30 @@ pub(crate) async fn deliver(
     sub: &Subscription,
     event: &Envelope,
 ) -> Result<Outcome, HandlerError> {
+    if !crate::telemetry::otel::enabled() {
+        return deliver_untraced(db, sub, event).await;
+    }
+    // A consumer span, a child of the publisher's (the envelope's
+    // `traceparent`), around every attempt.
+    let span = tracing::info_span!(
+        "process",
+        service = %service_of(&sub.consumer),
+        otel.name = format!("process {}", event.event_type),
+        otel.kind = "consumer",
+        messaging.operation.type = "process",
+        messaging.destination.name = %event.event_type,
+        messaging.consumer.group.name = %sub.consumer,
+        messaging.message.id = %event.id,
+    );
+    crate::telemetry::otel::set_parent_from_traceparent(&span, event.traceparent.as_deref());
+    tracing::Instrument::instrument(deliver_untraced(db, sub, event), span).await
+}
+
+async fn deliver_untraced(
+    db: &Db,
+    sub: &Subscription,
+    event: &Envelope,
+) -> Result<Outcome, HandlerError> {
     let mut last_error = String::new();
     for attempt in 1..=MAX_ATTEMPTS {
         match apply(db, sub, event).await {

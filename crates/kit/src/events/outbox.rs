@@ -18,7 +18,13 @@ pub async fn enqueue(conn: &mut AnyConnection, event: &Envelope) -> Result<(), s
     .bind(event.version)
     .bind(&event.source)
     .bind(&event.occurred_at)
-    .bind(event.traceparent.as_deref())
+    // The event joins the trace of what wrote it (tracing on).
+    .bind(
+        event
+            .traceparent
+            .clone()
+            .or_else(crate::telemetry::otel::current_traceparent),
+    )
     .bind(event.data.to_string())
     .execute(conn)
     .await?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::config::ServiceName;
 use crate::db::Db;
@@ -42,8 +43,11 @@ pub async fn relay_loop(
         };
         let busy = due.len() as i64 == BATCH;
         if !due.is_empty() {
-            let results =
-                futures::future::join_all(due.iter().map(|p| publisher.publish(&p.event))).await;
+            let results = futures::future::join_all(
+                due.iter()
+                    .map(|p| publish_traced(publisher.as_ref(), service.as_str(), &p.event)),
+            )
+            .await;
             let mut published = Vec::new();
             for (pending, result) in due.iter().zip(results) {
                 match result {
@@ -88,4 +92,29 @@ pub async fn relay_loop(
             () = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// Publishes `event` in a producer span, a child of the trace that wrote
+/// it; the envelope sent names that span as the consumer's parent.
+async fn publish_traced(
+    publisher: &dyn Publisher,
+    service: &str,
+    event: &Envelope,
+) -> Result<(), String> {
+    if !crate::telemetry::otel::enabled() {
+        return publisher.publish(event).await;
+    }
+    let span = tracing::info_span!(
+        "publish",
+        service,
+        otel.name = format!("publish {}", event.event_type),
+        otel.kind = "producer",
+        messaging.operation.type = "publish",
+        messaging.destination.name = %event.event_type,
+        messaging.message.id = %event.id,
+    );
+    crate::telemetry::otel::set_parent_from_traceparent(&span, event.traceparent.as_deref());
+    let mut sent = event.clone();
+    sent.traceparent = crate::telemetry::otel::traceparent_of(&span).or(sent.traceparent);
+    publisher.publish(&sent).instrument(span).await
 }

@@ -113,7 +113,19 @@ impl Sender {
             }
         };
         let every = Duration::from_millis(lease_ms as u64 / 3);
-        let sending = bazaar_kit::clock::renewing(every, renew, self.backend.send(&email));
+        let span = tracing::info_span!(
+            "send email",
+            service = "notifications",
+            notification_id = %row.id,
+            notification.kind = %row.kind,
+            otel.kind = "client",
+        );
+        bazaar_kit::telemetry::otel::set_parent_from_traceparent(&span, row.traceparent.as_deref());
+        let sending = bazaar_kit::clock::renewing(
+            every,
+            renew,
+            tracing::Instrument::instrument(self.backend.send(&email), span),
+        );
         let outcome = tokio::select! {
             outcome = sending => outcome,
             () = token.cancelled() => {

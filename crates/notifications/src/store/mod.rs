@@ -70,8 +70,9 @@ pub async fn insert(
     let id = uuid::Uuid::now_v7().to_string();
     let inserted = sqlx::query(
         "INSERT INTO notifications (id, event_id, kind, channel, user_id, to_address, subject, \
-         body_text, body_html, status, attempts, next_attempt_at, locked_until, created_at) \
-         VALUES ($1, $2, $3, 'email', $4, $5, $6, $7, $8, 'pending', 0, 0, 0, $9) \
+         body_text, body_html, status, attempts, next_attempt_at, locked_until, created_at, \
+         traceparent) \
+         VALUES ($1, $2, $3, 'email', $4, $5, $6, $7, $8, 'pending', 0, 0, 0, $9, $10) \
          ON CONFLICT (event_id, kind) DO NOTHING",
     )
     .bind(&id)
@@ -83,6 +84,8 @@ pub async fn insert(
     .bind(&n.email.text)
     .bind(&n.email.html)
     .bind(now_rfc3339())
+    // The send joins the trace of the event being handled (tracing on).
+    .bind(bazaar_kit::telemetry::otel::current_traceparent())
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -122,14 +125,16 @@ pub struct NotificationRow {
     pub created_at: String,
     /// RFC 3339, once sent.
     pub sent_at: Option<String>,
+    /// W3C trace context of the event that caused it (tracing on).
+    pub traceparent: Option<String>,
 }
 
 macro_rules! select {
     ($($rest:literal),+) => {
         concat!(
             "SELECT id, event_id, kind, channel, user_id, to_address, subject, body_text, \
-             body_html, status, attempts, next_attempt_at, last_error, created_at, sent_at \
-             FROM notifications ",
+             body_html, status, attempts, next_attempt_at, last_error, created_at, sent_at, \
+             traceparent FROM notifications ",
             $($rest),+
         )
     };

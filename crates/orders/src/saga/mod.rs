@@ -28,6 +28,7 @@ use bazaar_kit::clock::Backoff;
 use bazaar_kit::events::Bus;
 use bazaar_kit::{CancellationToken, Db};
 use tokio::sync::{Semaphore, broadcast};
+use tracing::Instrument as _;
 
 use crate::Settings;
 use crate::domain::Status;
@@ -192,12 +193,22 @@ impl Saga {
             let Some(order) = store::get(db, id).await? else {
                 return Ok(());
             };
-            let (name, step) = match (order.status(), order.row.compensate) {
-                (Status::Pending, _) => ("reserve", self.reserve(&order).await),
-                (Status::AwaitingPayment, _) => ("charge", self.charge(&order).await),
-                (Status::Cancelled, true) => ("compensate", self.compensate(&order).await),
+            let name = match (order.status(), order.row.compensate) {
+                (Status::Pending, _) => "reserve",
+                (Status::AwaitingPayment, _) => "charge",
+                (Status::Cancelled, true) => "compensate",
                 _ => return Ok(()),
             };
+            let span = self.step_span(id, name).await;
+            let step = async {
+                match name {
+                    "reserve" => self.reserve(&order).await,
+                    "charge" => self.charge(&order).await,
+                    _ => self.compensate(&order).await,
+                }
+            }
+            .instrument(span)
+            .await;
             match step {
                 Ok(Next::Continue) => {}
                 Ok(Next::RetryAfter { ms, charge }) => {
@@ -214,6 +225,23 @@ impl Saga {
             }
         }
         Ok(())
+    }
+
+    /// A step's span (with tracing on, a child of the placing request's
+    /// trace, whichever driver or re-drive runs it).
+    async fn step_span(&self, id: &str, step: &'static str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "saga step",
+            service = "orders",
+            order_id = %id,
+            saga.step = step,
+            otel.name = format!("saga {step}"),
+        );
+        if bazaar_kit::telemetry::otel::enabled() {
+            let tp = book::traceparent(&self.inner.db, id).await.ok().flatten();
+            bazaar_kit::telemetry::otel::set_parent_from_traceparent(&span, tp.as_deref());
+        }
+        span
     }
 
     /// The order moved on (cancelled) under a step that changed something

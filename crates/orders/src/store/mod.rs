@@ -175,8 +175,8 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
     sqlx::query(
         "INSERT INTO orders (id, user_id, status, status_reason, total_cents, currency, \
          payment_token, shipping_address, compensate, attempts, charge_attempts, next_attempt_at, \
-         lease_until, created_at, updated_at) \
-         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, 0, 0, 0, $8, 0, $9, $9)",
+         lease_until, created_at, updated_at, traceparent) \
+         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, 0, 0, 0, $8, 0, $9, $9, $10)",
     )
     .bind(&r.id)
     .bind(&r.user_id)
@@ -187,6 +187,8 @@ pub async fn insert(conn: &mut AnyConnection, order: &Order) -> Result<(), sqlx:
     .bind(&r.shipping_address)
     .bind(now_millis())
     .bind(&r.created_at)
+    // The saga's steps join the placing request's trace (tracing on).
+    .bind(bazaar_kit::telemetry::otel::current_traceparent())
     .execute(&mut *conn)
     .await?;
     for (i, l) in order.lines.iter().enumerate() {

@@ -92,3 +92,13 @@ pub async fn in_flight(db: &Db) -> Result<(i64, Option<String>), sqlx::Error> {
     .await?;
     Ok((row.try_get("n")?, row.try_get("oldest")?))
 }
+
+/// The trace context the order was placed in, if tracing recorded one.
+pub async fn traceparent(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+    let tp: Option<Option<String>> =
+        sqlx::query_scalar("SELECT traceparent FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(tp.flatten())
+}
