@@ -91,6 +91,12 @@ impl Registries {
         {
             return r.clone();
         }
+        // Lock order everywhere: `descriptions`, then `services` (as in
+        // `describe`); the other order deadlocks against it.
+        let descriptions = self
+            .descriptions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut services = self
             .services
             .write()
@@ -99,12 +105,7 @@ impl Registries {
             .entry(service.to_string())
             .or_insert_with(|| {
                 let recorder = new_recorder();
-                for d in self
-                    .descriptions
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .iter()
-                {
+                for d in descriptions.iter() {
                     describe_on(&recorder, d);
                 }
                 Arc::new(recorder)
@@ -290,4 +291,47 @@ fn describe_kit() {
         "Database pool connections, by state (open, idle)."
     );
     process::describe();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Descriptions and new services' first series race from several
+    /// threads without deadlocking (both paths take `descriptions`, then
+    /// `services`), and a service created at any point has every
+    /// description.
+    #[test]
+    fn describing_while_services_appear_never_deadlocks() {
+        let registries = Arc::new(Registries::new());
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let registries = registries.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        registries.describe((
+                            Kind::Counter,
+                            KeyName::from(format!("race_{t}_{i}_total")),
+                            None,
+                            SharedString::from("A family described mid-race."),
+                        ));
+                        let _ = registries.service(&format!("svc{t}_{i}"));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("no panic");
+        }
+        let last = registries.service("svc3_199");
+        metrics::with_local_recorder(last.as_ref(), || {
+            metrics::counter!("race_0_0_total").increment(1);
+        });
+        assert!(
+            last.handle()
+                .render()
+                .contains("# HELP race_0_0_total A family described mid-race."),
+            "a registry misses a description"
+        );
+    }
 }
