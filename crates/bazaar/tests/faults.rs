@@ -419,8 +419,9 @@ async fn shop(
 
 /// The faults, one every 2–3 s: every service killed once (SIGKILL, then
 /// restarted after 0.2–0.8 s) in a random order, interleaved with cuts of
-/// 3 s of the broker link (twice) and of each database link (once); then
-/// random kills until the shoppers are done. Returns the instant of the
+/// 3 s of the broker link (twice) and of each database link (once), all of
+/// them even if the shoppers finish first; then random kills until the
+/// shoppers are done. Returns the instant of the
 /// last fault and what was done.
 async fn chaos(rig: &Rig, done: &AtomicBool) -> (Instant, BTreeMap<String, usize>) {
     enum Fault {
@@ -450,13 +451,16 @@ async fn chaos(rig: &Rig, done: &AtomicBool) -> (Instant, BTreeMap<String, usize
     loop {
         let pause = rand::rng().random_range(2000..3000);
         let step = Instant::now() + Duration::from_millis(pause);
-        while Instant::now() < step && !done.load(Ordering::Relaxed) {
+        // The planned faults all happen, even when the shoppers finish
+        // first; random kills only while they shop.
+        let over = || done.load(Ordering::Relaxed) && plan.is_empty();
+        while Instant::now() < step && !over() {
             for p in &rig.procs {
                 p.lock().await.check();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if done.load(Ordering::Relaxed) {
+        if over() {
             break;
         }
         let fault = plan
