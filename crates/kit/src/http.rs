@@ -164,13 +164,19 @@ pub fn serve_starting(
             problem.with_retry_after(1).into_response()
         }
     };
+    // `Connection: close` on every answer: no client keeps a pooled
+    // connection to this placeholder that would break at the hand-over.
     let router = Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .fallback(not_ready)
-        .layer(middleware::from_fn(security_headers));
+        .layer(middleware::from_fn(security_headers))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::CONNECTION,
+            HeaderValue::from_static("close"),
+        ));
     tokio::spawn(async move {
         let served = axum::serve(socket, router)
             .with_graceful_shutdown(done.cancelled_owned())

@@ -174,8 +174,17 @@ async fn start_waits_out_the_database() {
     .await;
     let until = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < until {
-        let (status, body) = get("/healthz").await.expect("healthz answers");
-        assert_eq!(status, StatusCode::OK, "alive while waiting: {body}");
+        let response = http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("healthz answers");
+        assert_eq!(
+            response.headers()["connection"],
+            "close",
+            "no client pools a connection to the placeholder"
+        );
+        assert_eq!(response.status(), StatusCode::OK, "alive while waiting");
         for path in ["/readyz", "/api/v1/products/"] {
             let (status, body) = get(path).await.expect("answers");
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
